@@ -1,0 +1,71 @@
+"""The FastAPI application: ``create_app(settings)`` wires routers, errors, metrics and jobs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.auth.ratelimit import RateLimiter
+from service.context import AppContext, build_context
+from service.errors import install_error_handlers
+from service.metrics import Metrics, MetricsMiddleware
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """Task embeddings and intermediate-task recommendation as a service.
+
+Authenticate with `Authorization: Bearer <key>` (keys come from `taskrec keys create`). Errors
+have one shape: `{"error": code, "message": text, "problems": [...]}`.
+"""
+
+
+def create_app(settings: Settings | None = None, context: AppContext | None = None) -> FastAPI:
+    """The API for ``settings``; the schema must already be at head (``taskrec db upgrade``)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = context or build_context(settings)
+        app.state.context = ctx
+        ctx.dispatcher.start(ctx)
+        try:
+            yield
+        finally:
+            ctx.close()
+            app.state.context = None
+
+    from importlib.metadata import version
+
+    app = FastAPI(
+        title="taskrec", version=version("taskrec"), description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.context = None
+    app.state.settings = settings
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.metrics = Metrics(lambda: app.state.context)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    install_error_handlers(app)
+    _include_routers(app)
+    if settings.dashboard_dir:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/dashboard", StaticFiles(directory=settings.dashboard_dir, html=True))
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from service.auth.router import router as auth
+    from service.batches.router import router as batches
+    from service.embeddings.router import router as embeddings
+    from service.health.router import router as health
+    from service.jobs.router import router as jobs
+    from service.library.router import router as library
+    from service.recommendations.router import oneshot_router
+    from service.recommendations.router import router as recommendations
+    from service.tasks.router import router as tasks
+    from service.transfers.router import router as transfers
+
+    routers = (health, auth, tasks, embeddings, recommendations, library, jobs, transfers)
+    for router in (*routers, oneshot_router, batches):
+        app.include_router(router)

@@ -1,0 +1,1 @@
+"""Owners, hashed API keys, the admin role and per-key rate limits."""

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from service.jobs.schemas import JobRead
+from service.tasks.schemas import TaskRowsCreate
+from service.transfers.schemas import TransferSettings
+
+
+class TasksBatch(BaseModel):
+    """Many tasks as JSON rows: accepted all together (one embedding job each) or not at all."""
+
+    kind: Literal["tasks"]
+    description: str | None = Field(None, max_length=500)
+    tasks: list[TaskRowsCreate] = Field(min_length=1, max_length=100)
+
+
+class SweepBatch(BaseModel):
+    """One transfer run per (source, target) pair, source ≠ target."""
+
+    kind: Literal["sweep"]
+    description: str | None = Field(None, max_length=500)
+    sources: list[int] = Field(min_length=1, max_length=100)
+    targets: list[int] = Field(min_length=1, max_length=100)
+    transfer: TransferSettings = TransferSettings()
+
+
+BatchCreate = Annotated[TasksBatch | SweepBatch, Field(discriminator="kind")]
+
+
+class BatchRead(BaseModel):
+    id: int
+    kind: str
+    description: str | None
+    state: str  # queued | running | succeeded | failed | cancelled, over the child jobs
+    progress: float  # percent, mean over the child jobs
+    counts: dict[str, int]  # child jobs per state
+    task_ids: list[int]  # tasks created by a "tasks" batch
+    transfer_ids: list[int]  # runs created by a "sweep" batch
+    jobs: list[JobRead]
+    created_at: datetime
+
+
+class BatchPage(BaseModel):
+    items: list[BatchRead]
+    total: int
+    limit: int
+    offset: int

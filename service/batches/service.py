@@ -1,0 +1,122 @@
+"""Creating batches (all children in one transaction), reading their state, cancelling them."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from service.batches import repository
+from service.batches.exceptions import BatchInvalid, BatchNotFound
+from service.batches.schemas import BatchRead, SweepBatch, TasksBatch
+from service.context import AppContext
+from service.errors import Problem, ServiceError
+from service.jobs import service as jobs
+from service.jobs.schemas import JobRead
+from service.models import Batch, JobKind, JobState, Owner
+from service.tasks import service as tasks
+from service.tasks.uploads import stage_rows
+from service.transfers import service as transfers
+from service.transfers.schemas import TransferCreate
+
+
+def create(
+    session: Session, context: AppContext, owner: Owner, body: TasksBatch | SweepBatch
+) -> Batch:
+    batch = Batch(owner_id=owner.id, kind=body.kind, description=body.description, spec={})
+    session.add(batch)
+    session.flush()
+    if isinstance(body, TasksBatch):
+        _create_tasks(session, context, owner, batch, body)
+    else:
+        _create_sweep(session, context, owner, batch, body)
+    return batch
+
+
+def _create_tasks(session, context, owner, batch: Batch, body: TasksBatch) -> None:
+    """Every task validated and stored, or the whole batch rejected (problems name the task)."""
+    created = []
+    for index, rows in enumerate(body.tasks):
+        staged = stage_rows(rows, context.settings.staging_dir)
+        try:
+            created.append(tasks.create_task(session, context, owner, staged, batch.id).id)
+        except ServiceError as error:
+            problems = [
+                p.model_copy(update={"file": f"tasks[{index}]" + (f"/{p.file}" if p.file else "")})
+                for p in error.problems or [Problem(message=error.message)]
+            ]
+            error.message = f"task {index} of the batch: {error.message}"
+            error.problems = problems
+            raise
+        finally:
+            staged.discard()
+    batch.spec = {"task_ids": created}
+
+
+def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> None:
+    pairs = [(s, t) for t in body.targets for s in body.sources if s != t]
+    if not pairs:
+        raise BatchInvalid("the sweep has no (source, target) pair with source ≠ target")
+    settings = body.transfer.model_dump()
+    runs = []
+    for source, target in pairs:
+        request = TransferCreate(target_task_id=target, sources=[source], **settings)
+        runs.append(transfers.start(session, context, owner, request, batch.id).id)
+    batch.spec = {"transfer_ids": runs, "pairs": pairs}
+
+
+def visible(session: Session, owner: Owner, batch_id: int) -> Batch:
+    batch = repository.visible(session, owner, batch_id)
+    if batch is None:
+        raise BatchNotFound(f"no batch {batch_id}")
+    return batch
+
+
+def page(session: Session, owner: Owner, limit: int, offset: int) -> tuple[list[Batch], int]:
+    return repository.page(session, owner, limit, offset)
+
+
+def cancel(session: Session, batch: Batch) -> None:
+    """Cancel every child job still queued or running."""
+    for job in repository.jobs_of(session, [batch.id])[batch.id]:
+        if job.state in JobState.ACTIVE:
+            jobs.cancel(session, job)
+
+
+def read_models(session: Session, batches: list[Batch]) -> list[BatchRead]:
+    children = repository.jobs_of(session, [b.id for b in batches])
+    runs = repository.transfer_ids(
+        session, [j.id for js in children.values() for j in js if j.kind == JobKind.TRANSFER]
+    )
+    return [_read(batch, children[batch.id], runs) for batch in batches]
+
+
+def _read(batch: Batch, children, runs: dict[int, int]) -> BatchRead:
+    counts = {state: 0 for state in JobState.ALL}
+    for job in children:
+        counts[job.state] += 1
+    progress = sum(j.progress for j in children) / len(children) if children else 0.0
+    return BatchRead(
+        id=batch.id,
+        kind=batch.kind,
+        description=batch.description,
+        state=_state(counts),
+        progress=round(100.0 * progress, 1),
+        counts=counts,
+        task_ids=[j.task_id for j in children if j.kind == JobKind.EMBED and j.task_id],
+        transfer_ids=[runs[j.id] for j in children if j.id in runs],
+        jobs=[JobRead.of(j) for j in children],
+        created_at=batch.created_at,
+    )
+
+
+def _state(counts: dict[str, int]) -> str:
+    if counts[JobState.RUNNING] or (
+        counts[JobState.QUEUED] and sum(counts.values()) > counts[JobState.QUEUED]
+    ):
+        return JobState.RUNNING
+    if counts[JobState.QUEUED]:
+        return JobState.QUEUED
+    if counts[JobState.FAILED]:
+        return JobState.FAILED
+    if counts[JobState.CANCELLED]:
+        return JobState.CANCELLED
+    return JobState.SUCCEEDED

@@ -1,0 +1,73 @@
+"""Helpers shared by CLI commands: user errors as one line, Rich progress, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+
+class UserError(Exception):
+    """A problem the user can fix: printed as one line, exit status 2, no traceback."""
+
+
+def fail(message: str) -> NoReturn:
+    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn known user errors (bad data, missing folders, bad options) into a one-line message."""
+    from workers.data.validation import TaskValidationError  # lazy: keeps `--help` fast
+
+    try:
+        yield
+    except TaskValidationError as error:
+        fail(_one_line(error))
+    except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as error:
+        fail(str(error))
+
+
+def _one_line(error: Exception) -> str:
+    problems = getattr(error, "problems", None) or []
+    if not problems:
+        return str(error)
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """A ``(stage, step, total)`` callback drawing one Rich bar per stage on stderr."""
+    if not enabled:
+        yield lambda stage, step, total: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=False) as progress:
+        bars: dict[str, Any] = {}
+
+        def update(stage: str, step: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=total)
+            progress.update(bars[stage], completed=step, total=total)
+
+        yield update

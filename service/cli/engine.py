@@ -1,0 +1,350 @@
+"""Engine commands that need no server: ``embed``, ``finetune``, ``transfer`` and ``similar``.
+
+Engine modules (torch, transformers) are imported inside the commands so ``taskrec --help`` and
+the service stay free of them at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from service.cli.common import UserError, print_json, progress_bars, stdout, user_errors
+from service.settings import Settings, get_settings
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="Encoder: a Hugging Face name or local folder (default: setting)."
+    ),
+]
+SeedsOption = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the engine commands to ``app``."""
+    app.command()(embed)
+    app.command()(finetune)
+    app.command()(transfer)
+    app.command()(similar)
+
+
+def embed(
+    task: Annotated[str, typer.Argument(help="Task folder, or a task name under the tasks root.")],
+    method: Annotated[
+        list[str], typer.Option("--method", help="taskemb, textemb or semb (repeatable).")
+    ] = ["taskemb", "textemb"],  # noqa: B006 (Typer reads the default list)
+    max_examples: Annotated[int | None, typer.Option(help="Examples to embed.")] = None,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compute a task's embeddings (cached on disk) and print their shape, or the vectors."""
+    settings = get_settings()
+    with user_errors():
+        data = _load(task, settings)
+        embedder = _embedder(settings, model, max_examples)
+        with progress_bars(not as_json) as progress:
+            embeddings = embedder.embed(data, method, progress)
+    if as_json:
+        print_json(
+            {
+                "task": data.name,
+                "model": embedder.ref.id,
+                "embeddings": {
+                    m: {
+                        "num_examples": e.num_examples,
+                        "components": {c: v.tolist() for c, v in e.components.items()},
+                    }
+                    for m, e in embeddings.items()
+                },
+            }
+        )
+        return
+    table = Table(
+        "method", "components", "dimension", "examples", title=f"{data.name} — {embedder.ref.id}"
+    )
+    for m, e in embeddings.items():
+        dims = {v.shape[0] for v in e.components.values()}
+        table.add_row(m, str(len(e.components)), ",".join(map(str, dims)), str(e.num_examples))
+    stdout.print(table)
+
+
+def finetune(
+    task: Annotated[str, typer.Argument(help="Task folder, or a task name under the tasks root.")],
+    regime: Annotated[str, typer.Option(help="limited (1,000 train rows) or full.")] = "full",
+    train_n: Annotated[
+        int | None, typer.Option(help="Training rows (overrides the regime).")
+    ] = None,
+    eval_n: Annotated[int | None, typer.Option(help="Validation rows to score on.")] = None,
+    epochs: Annotated[float, typer.Option(help="Training epochs.")] = 3.0,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 32,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
+    seeds: SeedsOption = "0",
+    save: Annotated[Path | None, typer.Option(help="Save the last seed's checkpoint here.")] = None,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fine-tune the encoder on one task and score it; several seeds give mean ± std."""
+    from workers.data.sampling import apply_regime
+    from workers.encoder import load_encoder, load_tokenizer, resolve_encoder
+    from workers.finetune import save_checkpoint, train_stage
+    from workers.heads import TaskModel
+    from workers.transfer import Summary
+
+    settings = get_settings()
+    with user_errors():
+        seed_list = _seeds(seeds)
+        data = apply_regime(
+            _load(task, settings), regime, seed=seed_list[0], train_n=train_n, eval_n=eval_n
+        )
+        ref = resolve_encoder(model or settings.model)
+        tokenizer = load_tokenizer(ref)
+        config = _train_config(settings, epochs, batch_size, learning_rate)
+        stages = []
+        with progress_bars(not as_json) as progress:
+            for seed in seed_list:
+                tuned = TaskModel(load_encoder(ref)[0])
+                stage = f"finetune:{data.name}:seed{seed}"
+                stages.append(
+                    train_stage(
+                        tuned, [data], tokenizer, config, seed=seed, stage=stage, progress=progress
+                    )
+                )
+        if save is not None:
+            save_checkpoint(tuned, tokenizer, save, {"encoder": ref.id, "seed": seed_list[-1]})
+    scores = Summary.of([s.metrics[data.name]["score"] for s in stages])
+    result = {
+        "task": data.name,
+        "metric": data.spec.metric.value,
+        "model": ref.id,
+        "train_examples": len(data.train),
+        "seeds": seed_list,
+        "score": {"mean": scores.mean, "std": scores.std, "values": scores.values},
+        "runs": [{"seed": seed, **s.to_dict()} for seed, s in zip(seed_list, stages, strict=True)],
+    }
+    if as_json:
+        print_json(result)
+        return
+    stdout.print(
+        f"{data.name} ({data.spec.metric.value}, {len(data.train)} train rows, {ref.id}): "
+        f"{scores.mean:.2f} ± {scores.std:.2f} over seeds {seed_list}"
+    )
+
+
+def transfer(
+    source: Annotated[
+        list[str], typer.Option("--source", help="Intermediate task (repeatable, in order).")
+    ],
+    target: Annotated[str, typer.Option("--target", help="Target task folder or name.")],
+    strategy: Annotated[str, typer.Option(help="sequential or multitask.")] = "sequential",
+    mixing: Annotated[
+        str, typer.Option(help="multitask: proportional, temperature or weights.")
+    ] = "proportional",
+    cap: Annotated[int, typer.Option(help="Examples-proportional size cap K.")] = 2**16,
+    temperature: Annotated[float, typer.Option(help="Temperature T for temperature mixing.")] = 2.0,
+    weight: Annotated[list[str], typer.Option(help="Loss weight TASK=λ (weights mixing).")] = [],  # noqa: B006
+    regime: Annotated[
+        str, typer.Option(help="Target data: limited (1,000 rows) or full.")
+    ] = "full",
+    source_n: Annotated[int | None, typer.Option(help="Training rows per source task.")] = None,
+    target_n: Annotated[int | None, typer.Option(help="Training rows of the target.")] = None,
+    eval_n: Annotated[int | None, typer.Option(help="Target validation rows to score on.")] = None,
+    epochs: Annotated[float, typer.Option(help="Target-stage epochs.")] = 3.0,
+    source_epochs: Annotated[float, typer.Option(help="Source-stage epochs.")] = 2.0,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 32,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
+    seeds: SeedsOption = "0",
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train on the source task(s), then the target; report the target next to its baseline."""
+    from workers.data.sampling import apply_regime
+    from workers.encoder import load_encoder, resolve_encoder
+    from workers.finetune import MixingConfig
+    from workers.transfer import TransferConfig, run_transfer
+
+    settings = get_settings()
+    with user_errors():
+        seed_list = _seeds(seeds)
+        sources = [
+            apply_regime(_load(s, settings), "full", seed=seed_list[0], train_n=source_n)
+            for s in source
+        ]
+        goal = apply_regime(
+            _load(target, settings), regime, seed=seed_list[0], train_n=target_n, eval_n=eval_n
+        )
+        config = TransferConfig(
+            strategy=strategy,
+            seeds=tuple(seed_list),
+            source_train=_train_config(settings, source_epochs, batch_size, learning_rate),
+            target_train=_train_config(settings, epochs, batch_size, learning_rate),
+            mixing=MixingConfig(
+                strategy=mixing, cap=cap, temperature=temperature, weights=_weights(weight)
+            ),
+        )
+        config.mixing.rates({s.name: len(s.train) for s in sources})  # fail fast on a bad rule
+        ref = resolve_encoder(model or settings.model)
+        encoder, tokenizer = load_encoder(ref)
+        with progress_bars(not as_json) as progress:
+            result = run_transfer(sources, goal, encoder, tokenizer, config, progress)
+    if as_json:
+        print_json({"model": ref.id, **result.to_dict()})
+        return
+    stdout.print(
+        f"{' → '.join(result.sources)} → {result.target} ({result.strategy}, {result.metric}, "
+        f"seeds {seed_list}):\n  baseline {result.baseline.mean:.2f} ± {result.baseline.std:.2f}"
+        f"\n  transfer {result.transfer.mean:.2f} ± {result.transfer.std:.2f}"
+        f"\n  gain     {result.gain.mean:+.2f} ± {result.gain.std:.2f}"
+    )
+
+
+def similar(
+    target: Annotated[
+        str, typer.Argument(help="Target task folder, or a task name under the tasks root.")
+    ],
+    library: Annotated[
+        list[str],
+        typer.Option("--library", help="A task folder or a folder of task folders (repeatable)."),
+    ],
+    method: Annotated[str | None, typer.Option(help="taskemb, textemb, semb or fused.")] = None,
+    max_examples: Annotated[int | None, typer.Option(help="Examples per embedding.")] = None,
+    k: Annotated[str, typer.Option("--k", help="How many to show, or 'all'.")] = "10",
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rank library tasks as intermediate tasks for TARGET, without a server."""
+    from workers.data.loaders import iter_task_dirs
+    from workers.similarity import METHOD_CHOICES, rank_library
+
+    settings = get_settings()
+    method = method or settings.default_method
+    with user_errors():
+        if method not in METHOD_CHOICES:
+            raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHOD_CHOICES)}")
+        limit = _top_k(k)
+        goal = _load(target, settings)
+        folders = [d for root in library for d in iter_task_dirs(_existing_dir(root, settings))]
+        folders = [d for d in dict.fromkeys(folders) if d.name != goal.name]
+        embedder = _embedder(settings, model, max_examples)
+        methods = ("taskemb", "textemb") if method == "fused" else (method,)
+        with progress_bars(not as_json) as progress:
+            target_embs = embedder.embed(goal, methods, progress)
+            library_embs = {}
+            for folder in folders:
+                task = _load(str(folder), settings)
+                library_embs[task.name] = embedder.embed(task, methods, progress)
+        ranking = rank_library(target_embs, library_embs, method)[:limit]
+    if as_json:
+        print_json(
+            {
+                "target": goal.name,
+                "method": method,
+                "model": embedder.ref.id,
+                "ranking": [r.to_dict() for r in ranking],
+            }
+        )
+        return
+    table = Table(
+        "rank",
+        "task",
+        "score",
+        "top components",
+        title=f"{goal.name} — {method} — {embedder.ref.id}",
+    )
+    for rank, item in enumerate(ranking, 1):
+        top = sorted(item.components.items(), key=lambda kv: -kv[1])[:3]
+        table.add_row(
+            str(rank), item.task, f"{item.score:.4f}", ", ".join(f"{c}={s:.3f}" for c, s in top)
+        )
+    stdout.print(table)
+
+
+def _load(task: str, settings: Settings):
+    from workers.data.loaders import load_task_dir, resolve_task_path
+
+    return load_task_dir(resolve_task_path(task, settings.tasks_root))
+
+
+def _existing_dir(path: str, settings: Settings) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserError(f"library folder not found: {path}")
+    return folder
+
+
+def _embedder(settings: Settings, model: str | None, max_examples: int | None):
+    from workers.cache import EmbeddingCache
+    from workers.embedder import Embedder
+    from workers.encoder import resolve_encoder
+
+    return Embedder(
+        resolve_encoder(model or settings.model),
+        embedding_config(settings, max_examples),
+        EmbeddingCache(settings.cache_dir),
+    )
+
+
+def embedding_config(settings: Settings, max_examples: int | None = None):
+    """The engine's ``EmbeddingConfig`` from settings (``max_examples`` overrides the setting)."""
+    from workers.embeddings import EmbeddingConfig
+    from workers.features import FeatureConfig
+
+    return EmbeddingConfig(
+        max_examples=max_examples or settings.max_examples,
+        seed=settings.embed_seed,
+        batch_size=settings.embed_batch_size,
+        features=FeatureConfig(
+            max_length=settings.max_length, qa_max_length=settings.qa_max_length
+        ),
+        head_training=settings.taskemb_head_training,
+        train_epochs=settings.taskemb_train_epochs,
+        device=settings.device,
+    )
+
+
+def _train_config(settings: Settings, epochs: float, batch_size: int, learning_rate: float):
+    from workers.features import FeatureConfig
+    from workers.finetune import TrainConfig
+
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        features=FeatureConfig(
+            max_length=settings.max_length, qa_max_length=settings.qa_max_length
+        ),
+        device=settings.device,
+    )
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds takes comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise UserError("--seeds needs at least one seed")
+    return seeds
+
+
+def _weights(pairs: list[str]) -> dict[str, float]:
+    weights: dict[str, Any] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise UserError(f"--weight takes TASK=NUMBER, got {pair!r}") from None
+    return weights
+
+
+def _top_k(k: str) -> int | None:
+    if k == "all":
+        return None
+    if not k.isdigit() or int(k) < 1:
+        raise UserError(f"--k takes a positive number or 'all', got {k!r}")
+    return int(k)

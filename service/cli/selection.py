@@ -1,0 +1,407 @@
+"""Source-selection commands: ``sweep`` (measure transfer) and ``evaluate`` (score rankers).
+
+Engine modules are imported inside the commands: ``taskrec --help`` and the service never pay
+for torch at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from service.cli.common import UserError, print_json, stderr, stdout, user_errors
+from service.cli.engine import JsonOption, ModelOption, embedding_config
+from service.settings import Settings, get_settings
+
+
+def _reflow(text: str) -> str:
+    """Join each prose paragraph into one line (Rich wraps it); indented blocks stay as written."""
+    blocks = text.strip().split("\n\n")
+    return "\n\n".join(b if b.startswith("  ") else " ".join(b.split("\n")) for b in blocks)
+
+
+SWEEP_HELP = _reflow(
+    """Measure transfer: every source × target × seed, next to its no-transfer baseline.
+
+Each source is trained once and its encoder cached under the checkpoints folder; each target ×
+seed is trained from the plain encoder once (the baseline, shared by all sources) and from every
+source's encoder. Rows go to --out (source,target,seed,score,baseline,gain,metric), each one
+fsynced as it finishes.
+
+RESUMABLE: after a crash, Ctrl-C or kill -9, run the same command again: finished runs are
+skipped and cached sources loaded; at most the run in flight is lost. Seeds, sources and targets
+may be added later to the same --out; changed sizes, epochs or model are refused (they are
+pinned in <out>.sweep.json).
+
+Tasks are names under the tasks root (TASKREC_TASKS_ROOT) or folders, comma-separated or
+repeated; "all" is every task under the root.
+
+Cost in the limited regime (1,000 source rows, 200 target rows, at most 500 validation rows, 128
+tokens): (sources × targets + targets) × seeds target runs plus one stage per source. With MiniLM
+on a busy 2-core CPU one stage takes about 4 minutes (trec → rte, one seed: baseline, source and
+transfer in 16 minutes), so the matrix below is some 40 hours there: run it on a GPU, or grow it
+over several sessions (it resumes). Try two sources and one seed first, then grow the same --out.
+
+The project's matrix (20 sources of all five types × 10 targets × 3 seeds) and its evaluation,
+exactly as stored in results/:
+
+  taskrec sweep --seeds 0,1,2 --out results/matrix.csv \\
+    --sources sst2,imdb,ag_news,trec,cola,snli,qnli,qqp,stsb \\
+    --sources commonsense_qa,social_i_qa,hellaswag,cosmos_qa \\
+    --sources squad,squad_v2,ropes \\
+    --sources conll2003_ner,conll2000_chunk,ud_ewt_upos,pmb_semtag \\
+    --targets rte,mrpc,cb,tweet_eval_emotion,sick_relatedness \\
+    --targets copa,piqa,quartz,hotpotqa,wnut17_ner
+
+  taskrec evaluate results/matrix.csv --within-type --per-target \\
+    --plot results/evaluation.png --save-ranker results/ranker.json
+
+  taskrec evaluate results/matrix.csv --within-type --json > results/evaluation.json
+"""
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sweep`` and ``evaluate`` to ``app``."""
+    app.command(help=SWEEP_HELP)(sweep)
+    app.command()(evaluate)
+
+
+def sweep(
+    sources: Annotated[
+        list[str], typer.Option("--sources", help="Source tasks (comma-separated, repeatable).")
+    ],
+    targets: Annotated[
+        list[str], typer.Option("--targets", help="Target tasks (comma-separated, repeatable).")
+    ],
+    regime: Annotated[str, typer.Option(help="limited or full.")] = "limited",
+    source_n: Annotated[
+        int | None, typer.Option(help="Source training rows (limited: 1,000).")
+    ] = None,
+    target_n: Annotated[
+        int | None, typer.Option(help="Target training rows (limited: 200).")
+    ] = None,
+    eval_n: Annotated[
+        int | None, typer.Option(help="Target validation rows scored (limited: 500).")
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated target seeds.")] = "0,1,2",
+    out: Annotated[Path, typer.Option(help="Results CSV (appended to).")] = Path(
+        "results/matrix.csv"
+    ),
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="Source checkpoints (default: <data dir>/checkpoints).")
+    ] = None,
+    source_epochs: Annotated[float, typer.Option(help="Source-stage epochs.")] = 2.0,
+    target_epochs: Annotated[float, typer.Option(help="Target-stage epochs.")] = 5.0,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 32,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens (limited: 128).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Cap on steps per stage.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run or resume a transfer sweep (help: SWEEP_HELP)."""
+    from workers.encoder import resolve_encoder
+    from workers.sweep import SweepConfig, SweepPaths, SweepSettingsError, run_sweep
+
+    settings = get_settings()
+    with user_errors():
+        config = SweepConfig(
+            regime=regime,
+            source_n=source_n,
+            target_n=target_n,
+            eval_n=eval_n,
+            seeds=tuple(_ints(seeds, "--seeds")),
+            source_epochs=source_epochs,
+            target_epochs=target_epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            max_length=max_length,
+            max_steps=max_steps,
+            device=settings.device,
+        )
+        source_tasks = _load_tasks(_names(sources, settings), settings)
+        target_tasks = _load_tasks(_names(targets, settings), settings)
+        paths = SweepPaths(results=out, checkpoints=checkpoints or settings.checkpoints_dir)
+        ref = resolve_encoder(model or settings.model)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        try:
+            with _sweep_progress(not as_json) as on_event:
+                report = run_sweep(source_tasks, target_tasks, ref, paths, config, on_event)
+        except SweepSettingsError as error:
+            raise UserError(str(error)) from None
+    summary = {
+        "results": str(out),
+        "model": ref.id,
+        "transfers_run": report.transfers_run,
+        "baselines_run": report.baselines_run,
+        "sources_trained": report.sources_trained,
+        "sources_cached": report.sources_loaded,
+        "skipped_finished": report.skipped,
+    }
+    if as_json:
+        print_json({**summary, "rows": [r.__dict__ for r in report.rows]})
+        return
+    stdout.print(
+        f"{report.transfers_run} transfers and {report.baselines_run} baselines run, "
+        f"{report.sources_trained} sources trained ({report.sources_loaded} cached), "
+        f"{report.skipped} runs already finished; results in {out}"
+    )
+
+
+def evaluate(
+    results_csv: Annotated[Path, typer.Argument(help="Transfer results CSV (from a sweep).")],
+    library: Annotated[
+        list[str],
+        typer.Option(
+            "--library", help="Folder of task folders (repeatable; default: the tasks root)."
+        ),
+    ] = [],  # noqa: B006 (Typer reads the default list)
+    methods: Annotated[
+        list[str],
+        typer.Option(
+            "--methods",
+            help="Ranking methods (comma-separated, repeatable): random, datasize, taskemb, "
+            "textemb, semb, fused, learned, oracle, taskemb:<component>, taskemb:* "
+            "(default: the selection_methods setting).",
+        ),
+    ] = [],  # noqa: B006
+    within_type: Annotated[
+        bool, typer.Option("--within-type", help="Also rank within the target's task type.")
+    ] = False,
+    ks: Annotated[str, typer.Option("--ks", help="Comma-separated k of Regret@k.")] = "1,3",
+    relevance: Annotated[
+        str, typer.Option(help="NDCG relevance from negative gains: shift or clip.")
+    ] = "shift",
+    per_target: Annotated[
+        bool, typer.Option("--per-target", help="Also print ρ and Regret per target.")
+    ] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG summary here.")] = None,
+    save_ranker: Annotated[
+        Path | None,
+        typer.Option(help="Fit the learned ranker on ALL rows and save it here (JSON)."),
+    ] = None,
+    max_examples: Annotated[int | None, typer.Option(help="Examples per embedding.")] = None,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score ranking methods leave-one-target-out on measured transfers (ρ, NDCG, Regret@k).
+
+    For each target, its own rows are set aside; every method ranks the sources measured on it
+    using only the other targets' rows (the learned ranker is trained on those alone), and the
+    set-aside rows then score the ranking. Random is its exact expectation; oracle the ceiling.
+    """
+    from workers.selection.evaluate import EvalConfig
+    from workers.selection.evaluate import evaluate as run_evaluation
+    from workers.selection.evaluate import plot as draw
+    from workers.selection.rankers import LearnedRanker, embedding_methods_needed, expand_methods
+    from workers.selection.results import outcomes, read_results
+
+    settings = get_settings()
+    with user_errors():
+        rows = read_results(results_csv)
+        if not rows:
+            raise UserError(f"{results_csv} holds no transfer rows")
+        wanted = _split(methods) or _split([settings.selection_methods])
+        names = {name for target, got in outcomes(rows).items() for name in (target, *got)}
+        needed = embedding_methods_needed(wanted)
+        lib = _library(names, library, needed, settings, model, max_examples, not as_json)
+        config = EvalConfig(
+            methods=tuple(expand_methods(wanted, lib)),
+            ks=tuple(_ints(ks, "--ks")),
+            scopes=("all", "within") if within_type else ("all",),
+            relevance=relevance,
+        )
+        result = run_evaluation(rows, lib, config)
+        if plot is not None:
+            draw(result, plot)
+        if save_ranker is not None:
+            LearnedRanker(lib, config.learned).fit(rows).save(save_ranker)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    stdout.print(_summary_table(result))
+    if per_target:
+        stdout.print(_per_target_table(result, max(config.ks)))
+    for skip in result.skipped:
+        stderr.print(f"skipped {skip['target']} ({skip['scope']}): {skip['reason']}")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _split(values: list[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in _split([text])]
+    except ValueError:
+        raise UserError(f"{option} takes comma-separated integers, got {text!r}") from None
+    if not values:
+        raise UserError(f"{option} needs at least one value")
+    return values
+
+
+def _names(values: list[str], settings: Settings) -> list[str]:
+    """Task names or paths; ``all`` expands to every task folder under the tasks root."""
+    from workers.data.loaders import iter_task_dirs
+
+    names: list[str] = []
+    for value in _split(values):
+        if value == "all":
+            names += [str(d) for d in iter_task_dirs(settings.tasks_root)]
+        else:
+            names.append(value)
+    if not names:
+        raise UserError("no tasks given")
+    return list(dict.fromkeys(names))
+
+
+def _load_tasks(names: list[str], settings: Settings) -> list[Any]:
+    from workers.data.loaders import load_task_dir, resolve_task_path
+
+    return [load_task_dir(resolve_task_path(n, settings.tasks_root)) for n in names]
+
+
+def _library(
+    names: set[str],
+    roots: list[str],
+    methods: set[str],
+    settings: Settings,
+    model: str | None,
+    max_examples: int | None,
+    show_progress: bool,
+):
+    """A ``Library`` of the tasks named in the results, found under ``roots``, with embeddings."""
+    from workers.cache import EmbeddingCache
+    from workers.data.loaders import iter_task_dirs, load_task_dir
+    from workers.embedder import Embedder
+    from workers.encoder import resolve_encoder
+    from workers.selection.rankers import Library
+
+    roots = roots or [str(settings.tasks_root)]
+    folders = [d for root in roots for d in iter_task_dirs(Path(root))]
+    # Folder names usually are task names: load those first, open the rest only if some lack.
+    by_folder = [d for d in folders if d.name in names]
+    tasks = {t.name: t for t in map(load_task_dir, by_folder)}
+    for folder in (d for d in folders if d.name not in names and len(tasks) < len(names)):
+        task = load_task_dir(folder)
+        if task.name in names:
+            tasks[task.name] = task
+    missing = sorted(names - tasks.keys())
+    if missing:
+        raise UserError(f"not found in the library folders: {', '.join(missing)} (use --library)")
+    embed = None
+    if methods:
+        ref = resolve_encoder(model or settings.model)
+        embedder = Embedder(
+            ref, embedding_config(settings, max_examples), EmbeddingCache(settings.cache_dir)
+        )
+        embed = lambda task: embedder.embed(task, sorted(methods))  # noqa: E731
+    with _steps(show_progress, "embedding library", len(tasks)) as advance:
+        ordered = [tasks[n] for n in sorted(tasks)]
+
+        def embed_one(task):
+            found = embed(task) if embed else {}
+            advance()
+            return found
+
+        return Library.from_tasks(ordered, embed_one if embed else None)
+
+
+@contextmanager
+def _steps(enabled: bool, label: str, total: int) -> Iterator[Any]:
+    if not enabled:
+        yield lambda: None
+        return
+    with Progress(*_columns(), console=stderr) as progress:
+        bar = progress.add_task(label, total=total)
+        yield lambda: progress.advance(bar)
+
+
+def _columns() -> tuple:
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+
+
+@contextmanager
+def _sweep_progress(enabled: bool) -> Iterator[Any]:
+    """A sweep event callback: one bar for runs overall, one for the stage in progress."""
+    if not enabled:
+        yield lambda event: None
+        return
+    with Progress(*_columns(), console=stderr) as progress:
+        overall = progress.add_task("runs", total=None)
+        stage = progress.add_task("", total=None)
+
+        def on_event(event) -> None:
+            if event.kind == "plan":
+                progress.update(overall, total=event.total, completed=0)
+            elif event.kind == "step":
+                progress.update(
+                    stage, description=event.label, completed=event.done, total=event.total
+                )
+            elif event.kind in ("baseline", "transfer"):
+                progress.update(overall, completed=event.done, description=f"runs: {event.label}")
+
+        yield on_event
+
+
+def _summary_table(result) -> Table:
+    ks = result.config.ks
+    table = Table(title="Leave-one-target-out (means over targets)")
+    table.add_column("scope")
+    table.add_column("method", overflow="fold")
+    for name in ("targets", "ρ ↓", "NDCG ↑", *(f"Regret@{k} % ↓" for k in ks)):
+        table.add_column(name, justify="right")
+    for row in result.summary():
+        regrets = [f"{row[f'regret@{k}']:.2f}" for k in ks]
+        table.add_row(
+            row["scope"],
+            row["method"],
+            str(row["targets"]),
+            f"{row['rho']:.2f}",
+            f"{row['ndcg']:.3f}",
+            *regrets,
+        )
+    return table
+
+
+def _per_target_table(result, k: int) -> Table:
+    """One row per target and method, grouped by target: readable at any terminal width."""
+    table = Table(title="Per target")
+    for name in ("scope", "target", "sources", "method"):
+        table.add_column(name, overflow="fold")
+    for name in ("ρ", "NDCG", f"Regret@{k} %", "top pick"):
+        table.add_column(name, justify="right" if name != "top pick" else "left")
+    ordered = sorted(result.results, key=lambda r: (r.scope, r.target))
+    for i, r in enumerate(ordered):
+        first = i == 0 or (ordered[i - 1].scope, ordered[i - 1].target) != (r.scope, r.target)
+        table.add_row(
+            r.scope if first else "",
+            r.target if first else "",
+            str(r.sources) if first else "",
+            r.method,
+            f"{r.rank:g}",
+            f"{r.ndcg:.3f}",
+            f"{r.regret[k]:.2f}",
+            r.ranking[0] if r.ranking else "",
+            end_section=i + 1 < len(ordered) and (ordered[i + 1].target != r.target),
+        )
+    return table

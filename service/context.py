@@ -1,0 +1,51 @@
+"""What a process of the service holds: settings, database, job dispatcher and vector indexes.
+
+The API process, an embedded worker thread and a Celery worker each build one ``AppContext``;
+services receive the parts they need from it, never from globals.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import make_engine, make_session_factory
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.jobs.dispatch import Dispatcher
+    from service.recommendations.index import IndexStore
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    dispatcher: Dispatcher
+    indexes: IndexStore
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+    def close(self) -> None:
+        self.dispatcher.stop()
+        self.engine.dispose()
+
+
+def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> AppContext:
+    """A context for ``settings``; the dispatcher defaults to Celery with a broker, else threads."""
+    from service.jobs.dispatch import default_dispatcher
+    from service.recommendations.index import IndexStore
+
+    engine = make_engine(settings.db_url)
+    return AppContext(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        dispatcher=dispatcher or default_dispatcher(settings),
+        indexes=IndexStore(settings.index_dir),
+    )

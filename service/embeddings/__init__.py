@@ -1,0 +1,1 @@
+"""Task embeddings: the job that computes them with the engine, their rows and artefacts."""

@@ -1,0 +1,157 @@
+"""Every query on the jobs table. State changes are conditional updates, so two workers (or a
+worker and the reaper) can never both own a job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service.models import Job, JobState, Owner
+
+
+def get(session: Session, job_id: int) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def visible(session: Session, owner: Owner, job_id: int) -> Job | None:
+    job = session.get(Job, job_id)
+    if job is None or (job.owner_id != owner.id and not owner.is_admin):
+        return None
+    return job
+
+
+def page(
+    session: Session,
+    owner: Owner,
+    *,
+    state: str | None,
+    kind: str | None,
+    task_id: int | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Job], int]:
+    query = select(Job)
+    if not owner.is_admin:
+        query = query.where(Job.owner_id == owner.id)
+    if state:
+        query = query.where(Job.state == state)
+    if kind:
+        query = query.where(Job.kind == kind)
+    if task_id is not None:
+        query = query.where(Job.task_id == task_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def latest_for_task(session: Session, task_id: int, kind: str) -> Job | None:
+    query = select(Job).where(Job.task_id == task_id, Job.kind == kind).order_by(Job.id.desc())
+    return session.scalar(query.limit(1))
+
+
+def active_for_task(session: Session, task_id: int) -> list[Job]:
+    query = select(Job).where(Job.task_id == task_id, Job.state.in_(JobState.ACTIVE))
+    return list(session.scalars(query))
+
+
+def next_runnable(
+    session: Session, now: datetime, queues: Sequence[str] | None = None
+) -> int | None:
+    query = select(Job.id).where(Job.state == JobState.QUEUED, Job.run_after <= now)
+    if queues is not None:
+        query = query.where(Job.queue.in_(queues))
+    return session.scalar(query.order_by(Job.id).limit(1))
+
+
+def claim(session: Session, job_id: int, token: str, worker: str, now: datetime) -> bool:
+    """queued → running for this attempt; False if someone else got there first."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.QUEUED, Job.run_after <= now)
+        .values(
+            state=JobState.RUNNING,
+            attempts=Job.attempts + 1,
+            claim_token=token,
+            worker=worker,
+            started_at=func.coalesce(Job.started_at, now),
+            heartbeat_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def update_owned(session: Session, job_id: int, token: str, **values: Any) -> bool:
+    """Update the job only while ``token``'s attempt still owns it."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.claim_token == token, Job.state == JobState.RUNNING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def cancel_requested(session: Session, job_id: int) -> bool:
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def cancel_if_queued(session: Session, job_id: int, now: datetime) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.QUEUED)
+        .values(state=JobState.CANCELLED, cancel_requested=True, finished_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def stale_running(session: Session, cutoff: datetime) -> list[Job]:
+    query = select(Job).where(Job.state == JobState.RUNNING, Job.heartbeat_at < cutoff)
+    return list(session.scalars(query))
+
+
+def waiting_since(session: Session, cutoff: datetime) -> list[Job]:
+    """Queued jobs untouched since ``cutoff`` (their message may never have reached a broker)."""
+    query = select(Job).where(
+        Job.state == JobState.QUEUED, Job.updated_at < cutoff, Job.run_after < cutoff
+    )
+    return list(session.scalars(query))
+
+
+def release_stale(session: Session, job: Job, cutoff: datetime, values: dict[str, Any]) -> bool:
+    """Take a silent job back from its (presumed dead) worker, if it is still silent."""
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job.id,
+            Job.state == JobState.RUNNING,
+            Job.claim_token == job.claim_token,
+            Job.heartbeat_at < cutoff,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def counts_by_state(session: Session) -> dict[tuple[str, str], int]:
+    rows = session.execute(select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state))
+    return {(kind, state): count for kind, state, count in rows}
+
+
+def queued_by_queue(session: Session) -> dict[str, int]:
+    query = select(Job.queue, func.count()).where(Job.state == JobState.QUEUED).group_by(Job.queue)
+    return dict(session.execute(query).tuples().all())
+
+
+def durations(session: Session, since: datetime) -> list[tuple[str, datetime, datetime]]:
+    query = select(Job.kind, Job.started_at, Job.finished_at).where(
+        Job.state == JobState.SUCCEEDED, Job.finished_at >= since, Job.started_at.is_not(None)
+    )
+    return list(session.execute(query).tuples())

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from service.models import Job, utcnow
+
+
+class JobTimings(BaseModel):
+    queued_s: float | None  # from submission to the start of the first attempt
+    run_s: float | None  # from that start to the end (or to now, while running)
+    stages: dict[str, float]  # seconds per engine stage of the latest attempt
+
+
+class JobRead(BaseModel):
+    id: int
+    kind: str
+    state: str
+    task_id: int | None
+    batch_id: int | None
+    progress: float  # percent, 0-100
+    stage: str | None
+    step: int
+    total: int
+    attempts: int
+    max_attempts: int
+    worker: str | None  # host:pid/name of the worker running (or that ran) the latest attempt
+    cancel_requested: bool
+    error: str | None
+    result: dict[str, Any] | None
+    config: dict[str, Any]
+    timings: JobTimings
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobRead:
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            state=job.state,
+            task_id=job.task_id,
+            batch_id=job.batch_id,
+            progress=round(100.0 * job.progress, 1),
+            stage=job.stage,
+            step=job.step,
+            total=job.total,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            worker=job.worker,
+            cancel_requested=job.cancel_requested,
+            error=job.error,
+            result=job.result,
+            config=job.config,
+            timings=_timings(job),
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            heartbeat_at=job.heartbeat_at,
+        )
+
+
+def _timings(job: Job) -> JobTimings:
+    queued = run = None
+    if job.started_at:
+        queued = (job.started_at - job.created_at).total_seconds()
+        run = ((job.finished_at or utcnow()) - job.started_at).total_seconds()
+    stages = (job.timings or {}).get("stages", {})
+    return JobTimings(queued_s=queued, run_s=run, stages=stages)
+
+
+class JobPage(BaseModel):
+    items: list[JobRead]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,74 @@
+"""Submitting, reading and cancelling jobs. Jobs reach a worker only after their row commits."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.db import on_commit
+from service.jobs import repository
+from service.jobs.dispatch import Dispatcher
+from service.jobs.exceptions import JobFinished, JobNotFound
+from service.jobs.runner import run_final_hook
+from service.models import Job, JobKind, JobState, Owner, utcnow
+
+
+def submit(
+    session: Session,
+    dispatcher: Dispatcher,
+    *,
+    owner_id: int,
+    kind: str,
+    config: dict[str, Any],
+    max_attempts: int,
+    task_id: int | None = None,
+    batch_id: int | None = None,
+) -> Job:
+    """Add a queued job; it is handed to a worker once the transaction commits."""
+    job = Job(
+        owner_id=owner_id,
+        kind=kind,
+        queue=JobKind.QUEUES[kind],
+        state=JobState.QUEUED,
+        config=config,
+        task_id=task_id,
+        batch_id=batch_id,
+        max_attempts=max_attempts,
+    )
+    session.add(job)
+    session.flush()
+    on_commit(session, partial(dispatcher.enqueue, job.id, job.queue, 0.0))
+    return job
+
+
+def visible(session: Session, owner: Owner, job_id: int) -> Job:
+    job = repository.visible(session, owner, job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    return job
+
+
+def page(session: Session, owner: Owner, **filters: Any) -> tuple[list[Job], int]:
+    return repository.page(session, owner, **filters)
+
+
+def cancel(session: Session, job: Job) -> Job:
+    """A queued job is cancelled at once; a running one stops at its next step."""
+    if job.state in JobState.FINAL:
+        raise JobFinished(f"job {job.id} has already {job.state}")
+    if repository.cancel_if_queued(session, job.id, utcnow()):
+        run_final_hook(session, job.id)
+    else:
+        job.cancel_requested = True
+    session.flush()
+    session.refresh(job)
+    return job
+
+
+def cancel_for_task(session: Session, task_id: int) -> None:
+    """Ask every active job of a task to stop (the task is going away)."""
+    for job in repository.active_for_task(session, task_id):
+        if not repository.cancel_if_queued(session, job.id, utcnow()):
+            job.cancel_requested = True

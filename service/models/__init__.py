@@ -1,0 +1,32 @@
+"""ORM models, one module per table; importing this package registers them all."""
+
+from service.models.api_key import ApiKey
+from service.models.base import Base, utcnow
+from service.models.batch import Batch
+from service.models.embedding import Embedding
+from service.models.job import Job, JobKind, JobState
+from service.models.library_version import LibraryVersion
+from service.models.owner import Owner
+from service.models.task import Task, TaskSource, TaskStatus
+from service.models.task_file import TaskFile
+from service.models.transfer_result import TransferResult
+from service.models.transfer_run import TransferRun
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Batch",
+    "Embedding",
+    "Job",
+    "JobKind",
+    "JobState",
+    "LibraryVersion",
+    "Owner",
+    "Task",
+    "TaskFile",
+    "TaskSource",
+    "TaskStatus",
+    "TransferResult",
+    "TransferRun",
+    "utcnow",
+]

@@ -1,0 +1,39 @@
+"""Library versions (what the FAISS files are compared with) and library counts."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from service.models import LibraryVersion, Task, utcnow
+
+
+def version(session: Session, encoder_id: str) -> int:
+    query = select(LibraryVersion.version).where(LibraryVersion.encoder_id == encoder_id)
+    return session.scalar(query) or 0
+
+
+def bump(session: Session, encoder_id: str) -> tuple[int, int]:
+    """Increment the encoder's library version in this transaction; returns (old, new)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    statement = (
+        insert(LibraryVersion)
+        .values(encoder_id=encoder_id, version=1, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=["encoder_id"],
+            set_={"version": LibraryVersion.version + 1, "updated_at": now},
+        )
+    )
+    session.execute(statement)
+    new = version(session, encoder_id)
+    return new - 1, new
+
+
+def library_total(session: Session, task_type: str | None = None) -> int:
+    query = select(func.count()).select_from(Task).where(Task.is_library.is_(True))
+    if task_type:
+        query = query.where(Task.type == task_type)
+    return session.scalar(query) or 0

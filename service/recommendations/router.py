@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from service.auth.dependencies import CurrentOwner
+from service.auth.exceptions import NotAuthenticated
+from service.dependencies import ContextDep, SessionDep
+from service.errors import responses
+from service.recommendations import service
+from service.recommendations.exceptions import EmbeddingsNotReady
+from service.recommendations.oneshot import OneShot, submit_and_recommend
+from service.recommendations.schemas import RankMethod, Recommendations
+from service.tasks.dependencies import StagedTask, VisibleTask
+from service.tasks.exceptions import (
+    DatasetNotAllowed,
+    MalformedUpload,
+    TaskInvalid,
+    TaskNameTaken,
+    TaskNotFound,
+    UnsupportedMediaType,
+    UploadTooLarge,
+)
+from service.tasks.router import UPLOAD_BODY
+from service.tasks.schemas import TaskTypeName
+
+router = APIRouter(
+    prefix="/v1/tasks", tags=["recommendations"], responses=responses(NotAuthenticated)
+)
+
+
+@router.get(
+    "/{task_id}/recommendations",
+    response_model=Recommendations,
+    responses=responses(TaskNotFound, EmbeddingsNotReady),
+)
+def recommendations(
+    task: VisibleTask,
+    session: SessionDep,
+    context: ContextDep,
+    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    method: RankMethod | None = None,
+    type: TaskTypeName | None = None,
+    model: str | None = None,
+) -> Recommendations:
+    """The nearest library tasks, best first, with per-component evidence (409 until embedded)."""
+    chosen = method or context.settings.default_method
+    return service.recommend(
+        session, context, task, k=k, method=chosen, task_type=type, model=model
+    )
+
+
+oneshot_router = APIRouter(
+    prefix="/v1/recommendations", tags=["recommendations"], responses=responses(NotAuthenticated)
+)
+
+
+@oneshot_router.post(
+    "",
+    response_model=OneShot,
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        202: {"model": OneShot, "description": "Embeddings not ready within `wait`: poll the job"},
+        **responses(
+            TaskInvalid,
+            UploadTooLarge,
+            UnsupportedMediaType,
+            MalformedUpload,
+            TaskNameTaken,
+            DatasetNotAllowed,
+        ),
+    },
+)
+async def submit_and_rank(
+    staged: StagedTask,
+    owner: CurrentOwner,
+    context: ContextDep,
+    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    method: RankMethod | None = None,
+    type: TaskTypeName | None = None,
+    wait: Annotated[float, Query(ge=0, le=300, description="seconds to wait for embeddings")] = 30,
+) -> JSONResponse:
+    """Submit a task as ``POST /v1/tasks`` does and get its recommendations in one call (200),
+    or, if its embeddings take longer than ``wait`` seconds, the task and job to poll (202)."""
+    chosen = method or context.settings.default_method
+    result = await submit_and_recommend(
+        context, owner.id, staged, k=k, method=chosen, task_type=type, wait_s=wait
+    )
+    code = 200 if result.recommendations is not None or result.job.state == "failed" else 202
+    return JSONResponse(result.model_dump(mode="json"), status_code=code)

@@ -1,0 +1,227 @@
+"""Recommendations: FAISS nearest neighbours per component, fused with the engine's RRF.
+
+Each component's index returns its ``recommend_candidates`` nearest library tasks; the rankings
+are fused with ``workers.similarity.reciprocal_rank_fusion`` exactly as ``rank_library`` fuses
+full rankings (per method over components, then over methods for ``fused``). With a library no
+larger than the candidate depth the result equals ``rank_library``'s.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from service.context import AppContext
+from service.db import on_commit
+from service.embeddings import repository as embeddings
+from service.models import Embedding, Task
+from service.recommendations import repository
+from service.recommendations.exceptions import EmbeddingsNotReady
+from service.recommendations.index import IndexDelta, IndexKey, Snapshot, normalised
+from service.recommendations.schemas import LibraryCoverage, RankedTask, Recommendations
+
+
+def library_changed(
+    session: Session,
+    context: AppContext,
+    task_id: int,
+    *,
+    removed: bool = False,
+    encoder_ids: list[str] | None = None,
+) -> None:
+    """Record that a task joined, left or changed in the library; indexes follow on commit."""
+    task = session.get(Task, task_id)
+    for encoder_id in encoder_ids or embeddings.encoders_of(session, task_id):
+        old, new = repository.bump(session, encoder_id)
+        delta = IndexDelta(encoder_id, old, new, remove={task_id})
+        if not removed and task is not None:
+            for (method, component), vector in embeddings.task_vectors(
+                session, task_id, encoder_id
+            ).items():
+                delta.add.setdefault((method, component), {})[task_id] = vector
+            delta.tasks[task_id] = (task.name, task.type)
+        on_commit(session, partial(context.indexes.apply, delta))
+
+
+def recommend(
+    session: Session,
+    context: AppContext,
+    target: Task,
+    *,
+    k: int,
+    method: str,
+    task_type: str | None = None,
+    model: str | None = None,
+) -> Recommendations:
+    """The ``k`` nearest library tasks to ``target`` by ``method``; 409 until it is embedded."""
+    from workers.similarity import FUSED_METHODS, reciprocal_rank_fusion  # the engine's fusion
+
+    model = model or context.settings.model
+    methods = FUSED_METHODS if method == "fused" else (method,)
+    encoder_id, vectors = _target_vectors(session, target, model, methods)
+    ranker = _Ranker(session, context, target.id, encoder_id, task_type, methods)
+    per_method = {m: ranker.rank_method(m, vectors, reciprocal_rank_fusion) for m in methods}
+    if len(methods) == 1:
+        scores, rrf = per_method[method], {}
+    else:
+        # Ties keep library order (task id), as rank_library keeps its library's order.
+        scores = reciprocal_rank_fusion(
+            [sorted(s, key=lambda n, s=s: (-s[n], n)) for s in per_method.values()]
+        )
+        rrf = per_method
+    order = sorted(scores, key=lambda i: (-scores[i], ranker.tasks[i][0]))[:k]
+    ranking = [
+        RankedTask(
+            task=ranker.tasks[i][0],
+            task_id=i,
+            type=ranker.tasks[i][1],
+            score=scores[i],
+            components=ranker.evidence(i, vectors, rrf),
+        )
+        for i in order
+    ]
+    coverage = _coverage(session, ranker, task_type)
+    return Recommendations(
+        task_id=target.id,
+        task=target.name,
+        method=method,
+        model=model,
+        encoder_id=encoder_id,
+        k=k,
+        type=task_type,
+        library=coverage,
+        ranking=ranking,
+        note=_note(coverage),
+    )
+
+
+class _Ranker:
+    """Searches one component index after another and keeps each one's hits.
+
+    Only the ``k`` tasks shown need evidence, so hits are kept as they come (``id -> cosine``
+    per component) and read per shown task at the end: the work per request grows with the
+    candidate depth, never with the library.
+    """
+
+    def __init__(self, session, context, target_id, encoder_id, task_type, methods) -> None:
+        self.session, self.context = session, context
+        self.target_id, self.encoder_id, self.task_type = target_id, encoder_id, task_type
+        self.prefixed = len(methods) > 1  # evidence keys as rank_library writes them
+        self.version = repository.version(session, encoder_id)
+        self.hits: dict[tuple[str, str], dict[int, float]] = {}  # (method, component) -> hits
+        self.tasks: dict[int, tuple[str, str]] = {}
+        self.snapshots: dict[tuple[str, str], Snapshot] = {}
+
+    def rank_method(self, method: str, vectors, fuse) -> dict[int, float]:
+        components = [c for m, c in vectors if m == method]
+        rankings = []
+        for component in components:
+            snapshot = self._snapshot((self.encoder_id, method, component), vectors)
+            allowed = None
+            if self.task_type:
+                allowed = snapshot.by_type.get(self.task_type, np.empty(0, dtype="int64"))
+            settings = self.context.settings
+            hits = dict(
+                snapshot.search(
+                    vectors[(method, component)],
+                    settings.recommend_candidates,
+                    allowed=allowed,
+                    exclude=self.target_id,
+                    threads=settings.search_threads,
+                )
+            )
+            self.hits[(method, component)] = hits
+            rankings.append(list(hits))  # best first: dicts keep FAISS's order
+            self.tasks.update(zip(hits, map(snapshot.tasks.__getitem__, hits), strict=True))
+        return fuse(rankings)
+
+    def evidence(self, task_id: int, vectors, rrf: dict[str, dict[int, float]]) -> dict[str, float]:
+        """Per component the cosine (FAISS's, or exact where the task was not a candidate),
+        then per method its RRF score when methods are fused; keys in rank_library's order."""
+        evidence: dict[str, float] = {}
+        missing = []
+        for key in vectors:  # (method, component), in method then component order
+            score = self.hits[key].get(task_id)
+            if score is None:
+                missing.append(key)
+            else:
+                evidence[self._label(*key)] = score
+        evidence.update({f"{m}.rrf": scores.get(task_id, 0.0) for m, scores in rrf.items()})
+        for method, component in missing:
+            stored = self.snapshots[(method, component)].vector(task_id)
+            if stored is not None:
+                query = normalised(vectors[(method, component)].reshape(1, -1))[0]
+                evidence[self._label(method, component)] = float(np.dot(query, stored))
+        return evidence
+
+    def _label(self, method: str, component: str) -> str:
+        return f"{method}.{component}" if self.prefixed else component
+
+    def _snapshot(self, key: IndexKey, vectors) -> Snapshot:
+        dim = int(vectors[key[1:]].shape[0])
+
+        def load():
+            ids, rows, tasks = embeddings.library_vectors(self.session, *key)
+            return ids, rows, tasks, dim
+
+        snapshot = self.context.indexes.snapshot(key, self.version, load)
+        self.snapshots[key[1:]] = snapshot
+        return snapshot
+
+
+def _target_vectors(
+    session: Session, target: Task, model: str, methods: tuple[str, ...]
+) -> tuple[str, dict[tuple[str, str], np.ndarray]]:
+    rows = embeddings.for_task(session, target.id, model)
+    newest: dict[str, Embedding] = {}
+    for row in rows:  # ordered by id: later rows (newer encoders) win
+        newest[row.method] = row
+    encoder_ids = {newest[m].encoder_id for m in methods if m in newest}
+    if len(encoder_ids) != 1 or any(m not in newest for m in methods):
+        raise EmbeddingsNotReady(_not_ready_message(session, target, model, methods))
+    encoder_id = encoder_ids.pop()
+    vectors = {
+        (row.method, row.component): embeddings.to_array(row.vector)
+        for row in rows
+        if row.encoder_id == encoder_id and row.method in methods
+    }
+    ordered = {key: vectors[key] for m in methods for key in vectors if key[0] == m}
+    return encoder_id, ordered
+
+
+def _not_ready_message(session: Session, target: Task, model: str, methods) -> str:
+    job = embeddings.latest_jobs(session, [target.id]).get(target.id)
+    wanted = " and ".join(methods)
+    base = f"task {target.id} has no {wanted} embeddings by {model!r} yet"
+    if job is None:
+        return f"{base}; request them with POST /v1/tasks/{target.id}/embeddings"
+    if job.state in ("queued", "running"):
+        return f"{base}: job {job.id} is {job.state} ({100 * job.progress:.0f}%); retry when done"
+    return f"{base}: job {job.id} {job.state} ({job.error or 'no error recorded'})"
+
+
+def _coverage(session: Session, ranker: _Ranker, task_type: str | None) -> LibraryCoverage:
+    total = repository.library_total(session, task_type)
+    sizes = [s.count(task_type, exclude=ranker.target_id) for s in ranker.snapshots.values()]
+    excluded = 1 if _target_in_library(session, ranker) else 0
+    total = max(0, total - excluded)
+    ready = min(sizes) if sizes else 0
+    return LibraryCoverage(total=total, ready=ready, complete=ready >= total)
+
+
+def _target_in_library(session: Session, ranker: _Ranker) -> bool:
+    task = session.get(Task, ranker.target_id)
+    return bool(
+        task and task.is_library and (not ranker.task_type or task.type == ranker.task_type)
+    )
+
+
+def _note(coverage: LibraryCoverage) -> str | None:
+    if coverage.complete:
+        return None
+    return (
+        f"ranked against {coverage.ready} of {coverage.total} library tasks; the rest are "
+        "still being embedded"
+    )

@@ -1,0 +1,127 @@
+"""All of taskrec's settings, in one place, read from ``TASKREC_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_ADMIN_KEY_LENGTH = 32  # a configured admin key shorter than this is refused outside development
+
+
+class Settings(BaseSettings):
+    """Defaults run everything embedded: SQLite, an in-process worker, the packaged encoder."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKREC_", env_file=".env", extra="ignore")
+
+    # Data
+    tasks_root: Path = Path("../shared/tasks")  # the shared library of task folders
+    data_dir: Path = Path(".taskrec")  # database, artefacts, FAISS indexes, embedding cache
+    cache_path: Path | None = None  # embedding cache; None: <data_dir>/cache
+
+    # Encoder and embeddings
+    model: str = "all-MiniLM-L6-v2"  # packaged MiniLM; any HF encoder name or local path works
+    max_examples: int = 1000  # examples an embedding uses (sampled with the seed)
+    embed_seed: int = 0
+    embed_batch_size: int = 32
+    max_length: int = 128
+    qa_max_length: int = 384
+    taskemb_head_training: str = (
+        "full"  # "full": brief fine-tune of encoder + head; "head": head only
+    )
+    taskemb_train_epochs: float = 1.0
+    default_method: str = "fused"  # taskemb | textemb | fused
+
+    # Fine-tuning
+    device: str | None = None  # None: CUDA when available
+
+    # Source selection (transfer sweeps, evaluation, the learned ranker)
+    checkpoints_path: Path | None = None  # sweep source checkpoints; None: <data_dir>/checkpoints
+    ranker_path: Path | None = None  # the learned ranker (JSON); None: <data_dir>/ranker.json
+    selection_methods: str = "random,datasize,taskemb,textemb,semb,fused,learned,oracle"
+
+    # Service: deployment
+    env: str = "development"  # "production" refuses unsafe settings (short admin key, ...)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = None  # None: SQLite file <data_dir>/taskrec.db
+    broker_url: str | None = None  # None: jobs run in a worker thread inside `taskrec serve`
+    queue_namespace: str = ""  # prefix of broker queue names, so deployments can share a broker
+    admin_key: SecretStr | None = None  # first admin key; None: generated and printed once
+
+    # Service: limits and access
+    max_upload_bytes: int = 100 * 1024 * 1024  # one request's body
+    max_upload_rows: int = 1_000_000  # rows over all splits of one task
+    rate_limit_per_minute: int = 600  # requests per API key; 0 disables the limit
+    library_roots: list[Path] = []  # folders admins may register from, besides tasks_root
+    register_library_on_start: bool = True  # `taskrec serve`: register tasks_root as the library
+    recommend_candidates: int = 1000  # FAISS hits per component before rank fusion
+    search_threads: int | None = 1  # FAISS threads per search (requests run in parallel); None: all
+    dashboard_dir: Path | None = None  # static dashboard served at /dashboard when set
+
+    # Service: jobs
+    embedded_workers: int = 1  # worker threads inside `taskrec serve` (no broker)
+    torch_threads: int | None = None  # torch threads per job; None: torch's default (all cores)
+    job_heartbeat_s: float = 5.0
+    job_stale_after_s: float = 60.0  # a running job silent this long is handed to another worker
+    job_reap_interval_s: float = 10.0
+    job_redispatch_after_s: float = 600.0  # a job queued this long is sent to the broker again
+    job_poll_interval_s: float = 1.0  # embedded workers look for queued jobs this often
+    job_progress_interval_s: float = 0.5  # progress (and cancellation) reaches the DB this often
+    job_max_attempts: int = 3
+    job_retry_backoff_s: float = 10.0  # transient failures wait backoff * 2**(attempt-1)
+    broker_visibility_timeout_s: int = 3600
+    sse_poll_interval_s: float = 0.5
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        key = self.admin_key.get_secret_value() if self.admin_key else None
+        if self.env != "development" and key is not None and len(key) < MIN_ADMIN_KEY_LENGTH:
+            raise ValueError(
+                f"TASKREC_ADMIN_KEY must have at least {MIN_ADMIN_KEY_LENGTH} characters "
+                f"outside development (env={self.env!r})"
+            )
+        return self
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache_path or self.data_dir / "cache"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.checkpoints_path or self.data_dir / "checkpoints"
+
+    @property
+    def ranker_file(self) -> Path:
+        return self.ranker_path or self.data_dir / "ranker.json"
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL: ``database_url`` or the SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'taskrec.db').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Uploads land here while they are validated; same file system as the artefacts."""
+        return self.data_dir / "staging"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indexes"
+
+    def queue_name(self, queue: str) -> str:
+        return f"{self.queue_namespace}.{queue}" if self.queue_namespace else queue
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` instead)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Submitted tasks: uploads validated whole by the engine, stored as artefacts, listed, deleted."""

@@ -1,0 +1,1 @@
+"""Transfer experiments: fine-tune on source tasks, then the target, against its baseline."""

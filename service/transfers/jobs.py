@@ -1,0 +1,75 @@
+"""The transfer job: load target and sources, run ``workers.transfer.run_transfer``, store it."""
+
+from __future__ import annotations
+
+from service.jobs.runner import RunningJob, limit_torch_threads
+from service.tasks import repository as task_repository
+from service.tasks.storage import StoredTask, load_task_data
+from service.transfers import service
+from service.transfers.schemas import TrainSettings, TransferJobConfig
+
+
+class TaskGone(Exception):
+    """A task of the transfer was deleted before the job ran."""
+
+
+def run(job: RunningJob) -> None:
+    from workers.data.sampling import apply_regime
+    from workers.encoder import load_encoder, resolve_encoder
+    from workers.finetune import MixingConfig
+    from workers.transfer import TransferConfig, run_transfer
+
+    limit_torch_threads(job.settings)
+    config = TransferJobConfig.model_validate(job.config)
+    stored = _stored(job, [config.target_task_id, *config.source_task_ids])
+    seed = config.seeds[0]
+    target = apply_regime(
+        load_task_data(stored[0], job.settings),
+        config.regime,
+        seed=seed,
+        train_n=config.train_n,
+        eval_n=config.eval_n,
+    )
+    sources = [
+        apply_regime(
+            load_task_data(s, job.settings),
+            "full",
+            seed=seed,
+            train_n=config.source_max_examples,
+            eval_n=config.eval_n,
+        )
+        for s in stored[1:]
+    ]
+    job.check()
+    encoder, tokenizer = load_encoder(resolve_encoder(config.model))
+    transfer_config = TransferConfig(
+        strategy=config.strategy,
+        seeds=tuple(config.seeds),
+        source_train=_train_config(config.source_train, config.device),
+        target_train=_train_config(config.target_train, config.device),
+        mixing=MixingConfig(**config.mixing.model_dump()),
+    )
+    source_stages = 1 if config.strategy == "multitask" else len(sources)
+    job.expect_stages(source_stages + 2 * len(config.seeds))
+    outcome = run_transfer(sources, target, encoder, tokenizer, transfer_config, job.progress)
+    job.complete(
+        lambda session: service.store_result(session, config.run_id, outcome, config.seeds)
+    )
+
+
+def _train_config(settings: TrainSettings, device: str | None):
+    from workers.finetune import TrainConfig
+
+    return TrainConfig(**settings.model_dump(), device=device)
+
+
+def _stored(job: RunningJob, task_ids: list[int]) -> list[StoredTask]:
+    with job.session() as session:
+        found = []
+        for task_id in task_ids:
+            task = task_repository.get(session, task_id)
+            if task is None:
+                raise TaskGone(f"task {task_id} was deleted")
+            files = task_repository.files_of(session, [task_id])[task_id]
+            found.append(StoredTask.of(task, files))
+        return found

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from service.recommendations.schemas import RankMethod
+
+
+class TrainSettings(BaseModel):
+    """One training stage's hyper-parameters (``workers.finetune.TrainConfig``)."""
+
+    epochs: float = Field(3.0, gt=0, le=100)
+    batch_size: int = Field(32, ge=1, le=1024)
+    learning_rate: float = Field(5e-5, gt=0, le=1)
+    max_steps: int | None = Field(None, ge=1)
+
+
+class MixingSettings(BaseModel):
+    """How multi-task training draws a task per step (``workers.finetune.MixingConfig``)."""
+
+    strategy: Literal["proportional", "temperature", "weights"] = "proportional"
+    cap: int = Field(2**16, ge=1)
+    temperature: float = Field(2.0, gt=0)
+    weights: dict[str, float] = {}
+
+
+class TransferSettings(BaseModel):
+    """How a transfer runs, whatever its target and sources."""
+
+    k: int = Field(1, ge=1, le=10, description="how many sources 'auto' picks")
+    method: RankMethod = "fused"  # ranking 'auto' uses
+    strategy: Literal["sequential", "multitask"] = "sequential"
+    mixing: MixingSettings = MixingSettings()
+    regime: Literal["limited", "full"] = "limited"  # target training size
+    train_n: int | None = Field(None, ge=1, description="target training rows (overrides regime)")
+    eval_n: int | None = Field(None, ge=1, description="validation rows scored per task")
+    source_max_examples: int | None = Field(None, ge=1, description="cap on source training rows")
+    seeds: list[int] = Field([0], min_length=1, max_length=10)
+    source_train: TrainSettings = TrainSettings()
+    target_train: TrainSettings = TrainSettings()
+    model: str | None = Field(None, description="encoder name or path; default: the service's")
+
+
+class TransferCreate(TransferSettings):
+    target_task_id: int
+    sources: list[int] | Literal["auto"] = Field(
+        description="source task ids in stage order, or 'auto' for the top-k recommended"
+    )
+
+
+class TransferJobConfig(BaseModel):
+    """The typed config a transfer job is stored with."""
+
+    run_id: int
+    target_task_id: int
+    source_task_ids: list[int]
+    strategy: str
+    mixing: MixingSettings
+    regime: str
+    train_n: int | None
+    eval_n: int | None
+    source_max_examples: int | None
+    seeds: list[int]
+    source_train: TrainSettings
+    target_train: TrainSettings
+    model: str
+    device: str | None = None
+
+
+class TaskRef(BaseModel):
+    id: int | None
+    name: str
+
+
+class Summary(BaseModel):
+    mean: float
+    std: float
+    values: list[float]
+
+
+class StageRead(BaseModel):
+    kind: str  # source | baseline | target
+    seed: int | None
+    tasks: list[str]
+    metrics: dict[str, dict[str, float]]
+    train_examples: dict[str, int]
+    steps: int
+    seconds: float
+
+
+class TransferResultRead(BaseModel):
+    metric: str
+    baseline: Summary
+    transfer: Summary
+    gain: Summary  # transfer - baseline, paired by seed
+    stages: list[StageRead]
+
+
+class TransferRead(BaseModel):
+    id: int
+    job_id: int | None
+    state: str | None
+    progress: float | None
+    error: str | None
+    target: TaskRef
+    sources: list[TaskRef]
+    auto: bool
+    strategy: str
+    regime: str
+    seeds: list[int]
+    config: dict[str, Any]
+    result: TransferResultRead | None
+    created_at: datetime
+
+
+class TransferPage(BaseModel):
+    items: list[TransferRead]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,204 @@
+"""Starting transfer runs (named or recommended sources) and reading their results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.context import AppContext
+from service.jobs import service as jobs
+from service.models import JobKind, Owner, Task, TransferResult, TransferRun
+from service.recommendations import service as recommendations
+from service.tasks import service as tasks
+from service.transfers import repository
+from service.transfers.exceptions import NoSources, TransferInvalid, TransferNotFound
+from service.transfers.schemas import (
+    StageRead,
+    Summary,
+    TaskRef,
+    TransferCreate,
+    TransferJobConfig,
+    TransferRead,
+    TransferResultRead,
+)
+
+
+def start(
+    session: Session,
+    context: AppContext,
+    owner: Owner,
+    body: TransferCreate,
+    batch_id: int | None = None,
+) -> TransferRun:
+    """Create the run and queue its fine-tuning job (on the ``finetune`` queue)."""
+    target = tasks.visible(session, owner, body.target_task_id)
+    sources = _sources(session, context, owner, target, body)
+    for task in (target, *sources):
+        if not task.counts.get("validation"):
+            raise TransferInvalid(f"task {task.name!r} has no validation rows to score stages on")
+    run = TransferRun(
+        owner_id=owner.id,
+        target_task_id=target.id,
+        target_name=target.name,
+        sources=[{"id": s.id, "name": s.name} for s in sources],
+        auto=body.sources == "auto",
+        strategy=body.strategy,
+        regime=body.regime,
+        seeds=list(body.seeds),
+        config=body.model_dump(mode="json"),
+    )
+    session.add(run)
+    session.flush()
+    config = TransferJobConfig(
+        run_id=run.id,
+        target_task_id=target.id,
+        source_task_ids=[s.id for s in sources],
+        model=body.model or context.settings.model,
+        device=context.settings.device,
+        **body.model_dump(
+            include={
+                "strategy",
+                "mixing",
+                "regime",
+                "train_n",
+                "eval_n",
+                "source_max_examples",
+                "seeds",
+                "source_train",
+                "target_train",
+            }
+        ),
+    )
+    job = jobs.submit(
+        session,
+        context.dispatcher,
+        owner_id=owner.id,
+        kind=JobKind.TRANSFER,
+        config=config.model_dump(mode="json"),
+        task_id=target.id,
+        batch_id=batch_id,
+        max_attempts=context.settings.job_max_attempts,
+    )
+    run.job_id = job.id
+    session.flush()
+    return run
+
+
+def _sources(
+    session: Session, context: AppContext, owner: Owner, target: Task, body: TransferCreate
+) -> list[Task]:
+    if body.sources == "auto":
+        ranked = recommendations.recommend(session, context, target, k=body.k, method=body.method)
+        if not ranked.ranking:
+            raise NoSources("no library task is ready to recommend as a source yet")
+        return [session.get(Task, r.task_id) for r in ranked.ranking]
+    if not body.sources:
+        raise TransferInvalid("name at least one source task, or use 'auto'")
+    if target.id in body.sources:
+        raise TransferInvalid("the target cannot also be a source")
+    return [tasks.visible(session, owner, task_id) for task_id in body.sources]
+
+
+def visible(session: Session, owner: Owner, run_id: int) -> TransferRun:
+    run = repository.visible(session, owner, run_id)
+    if run is None:
+        raise TransferNotFound(f"no transfer {run_id}")
+    return run
+
+
+def page(session: Session, owner: Owner, limit: int, offset: int) -> tuple[list[TransferRun], int]:
+    return repository.page(session, owner, limit, offset)
+
+
+def read_models(session: Session, runs: list[TransferRun]) -> list[TransferRead]:
+    results = repository.results(session, [r.id for r in runs])
+    found = repository.jobs(session, [r.job_id for r in runs if r.job_id])
+    return [_read(run, found.get(run.job_id), results.get(run.id)) for run in runs]
+
+
+def _read(run: TransferRun, job, result: TransferResult | None) -> TransferRead:
+    return TransferRead(
+        id=run.id,
+        job_id=run.job_id,
+        state=job.state if job else None,
+        progress=round(100.0 * job.progress, 1) if job else None,
+        error=job.error if job else None,
+        target=TaskRef(id=run.target_task_id, name=run.target_name),
+        sources=[TaskRef(**s) for s in run.sources],
+        auto=run.auto,
+        strategy=run.strategy,
+        regime=run.regime,
+        seeds=list(run.seeds),
+        config=run.config,
+        result=_result(result) if result else None,
+        created_at=run.created_at,
+    )
+
+
+def _result(result: TransferResult) -> TransferResultRead:
+    per_seed = result.per_seed
+    return TransferResultRead(
+        metric=result.metric,
+        baseline=Summary(
+            mean=result.baseline_mean, std=result.baseline_std, values=per_seed["baseline"]
+        ),
+        transfer=Summary(
+            mean=result.transfer_mean, std=result.transfer_std, values=per_seed["transfer"]
+        ),
+        gain=Summary(mean=result.gain_mean, std=result.gain_std, values=per_seed["gain"]),
+        stages=[StageRead(**stage) for stage in result.stages],
+    )
+
+
+def store_result(session: Session, run_id: int, outcome: Any, seeds: list[int]) -> dict[str, Any]:
+    """Persist a ``workers.transfer.TransferResult``; returns the job's result summary."""
+    if session.get(TransferRun, run_id) is None:
+        return {"stored": False, "reason": f"transfer {run_id} was deleted"}
+    stages = [_stage("source", None, s) for s in outcome.source_stages]
+    stages += [
+        _stage("baseline", seed, s) for seed, s in zip(seeds, outcome.baseline_stages, strict=True)
+    ]
+    stages += [
+        _stage("target", seed, s) for seed, s in zip(seeds, outcome.transfer_stages, strict=True)
+    ]
+    existing = repository.result_for(session, run_id)
+    if existing is not None:  # a second run of the same job replaces the first's result
+        session.delete(existing)
+        session.flush()
+    session.add(
+        TransferResult(
+            run_id=run_id,
+            metric=outcome.metric,
+            baseline_mean=outcome.baseline.mean,
+            baseline_std=outcome.baseline.std,
+            transfer_mean=outcome.transfer.mean,
+            transfer_std=outcome.transfer.std,
+            gain_mean=outcome.gain.mean,
+            gain_std=outcome.gain.std,
+            per_seed={
+                "baseline": outcome.baseline.values,
+                "transfer": outcome.transfer.values,
+                "gain": outcome.gain.values,
+            },
+            stages=stages,
+        )
+    )
+    session.flush()
+    return {
+        "stored": True,
+        "metric": outcome.metric,
+        "gain": {"mean": outcome.gain.mean, "std": outcome.gain.std},
+    }
+
+
+def _stage(kind: str, seed: int | None, stage: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "seed": seed,
+        "tasks": list(stage.tasks),
+        "metrics": {t: {k: float(v) for k, v in m.items()} for t, m in stage.metrics.items()},
+        "train_examples": dict(stage.train_examples),
+        "steps": int(stage.steps),
+        "seconds": float(stage.seconds),
+    }

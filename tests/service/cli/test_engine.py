@@ -1,0 +1,122 @@
+"""The engine commands as a user runs them: JSON shapes, caching, and one-line user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.settings import get_settings
+from workers.data.writer import save_task_dir
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch, tiny_encoder_dir, toy_tasks) -> Path:
+    """A tasks root with the toy tasks, a data dir, and the tiny encoder as the model."""
+    root = tmp_path / "tasks"
+    for task in toy_tasks.values():
+        save_task_dir(task, root / task.name)
+    monkeypatch.setenv("TASKREC_TASKS_ROOT", str(root))
+    monkeypatch.setenv("TASKREC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TASKREC_MODEL", str(tiny_encoder_dir))
+    monkeypatch.setenv("TASKREC_MAX_EXAMPLES", "16")
+    monkeypatch.setenv("TASKREC_DEVICE", "cpu")
+    get_settings.cache_clear()
+    yield root
+    get_settings.cache_clear()
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_similar_json_ranks_library_and_never_the_target(env):
+    result = _run("similar", "toy_sentiment", "--library", str(env), "--k", "all", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["target"] == "toy_sentiment" and data["method"] == "fused"
+    assert "tiny-bert" in data["model"]
+    names = [r["task"] for r in data["ranking"]]
+    assert sorted(names) == ["toy_choice", "toy_ner", "toy_qa", "toy_sts"]
+    scores = [r["score"] for r in data["ranking"]]
+    assert scores == sorted(scores, reverse=True)
+    assert "taskemb.cls" in data["ranking"][0]["components"]
+
+
+def test_similar_second_run_recomputes_nothing(env, monkeypatch):
+    assert (
+        _run("similar", "toy_sts", "--library", str(env), "--method", "textemb", "--json").exit_code
+        == 0
+    )
+    import workers.embeddings
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed an embedding that was cached")
+
+    monkeypatch.setattr(workers.embeddings, "compute_textemb", refuse)
+    monkeypatch.setattr("workers.embedder.compute_textemb", refuse)
+    result = _run(
+        "similar", "toy_sts", "--library", str(env), "--method", "textemb", "--k", "2", "--json"
+    )
+    assert result.exit_code == 0 and len(json.loads(result.stdout)["ranking"]) == 2
+
+
+def test_embed_and_finetune_print_json(env):
+    embedded = json.loads(_run("embed", "toy_ner", "--method", "textemb", "--json").stdout)
+    assert len(embedded["embeddings"]["textemb"]["components"]["mean"]) == 32
+    tuned = _run("finetune", "toy_sentiment", "--epochs", "1", "--seeds", "0,1", "--json")
+    data = json.loads(tuned.stdout)
+    assert data["metric"] == "accuracy" and len(data["score"]["values"]) == 2
+
+
+def test_transfer_prints_baseline_and_gain(env):
+    result = _run(
+        "transfer",
+        "--source",
+        "toy_sts",
+        "--target",
+        "toy_sentiment",
+        "--epochs",
+        "1",
+        "--source-epochs",
+        "1",
+        "--json",
+    )
+    data = json.loads(result.stdout)
+    assert data["sources"] == ["toy_sts"] and {"baseline", "transfer", "gain"} <= set(data)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("similar", "nope", "--library", "."), "no task found"),
+        (("similar", "toy_sts", "--library", "/no/such/dir"), "not found"),
+        (("similar", "toy_sts", "--library", ".", "--method", "magic"), "unknown method"),
+        (("similar", "toy_sts", "--library", ".", "--k", "zero"), "--k takes"),
+        (("finetune", "toy_sts", "--seeds", "a,b"), "--seeds takes"),
+        (
+            ("transfer", "--source", "toy_sts", "--target", "toy_ner", "--strategy", "both"),
+            "unknown strategy",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(env, args, message):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_invalid_task_data_names_file_row_and_field(env):
+    bad = env / "toy_sts" / "train.jsonl"
+    bad.write_text(
+        '{"id": "1", "text": "a", "label": 1.0}\n{"id": "2", "text": "b", "label": "high"}\n'
+    )
+    result = runner.invoke(app, ["embed", "toy_sts"])
+    assert result.exit_code == 2
+    assert "train.jsonl:2" in result.stderr and "label" in result.stderr

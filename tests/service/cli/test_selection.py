@@ -1,0 +1,131 @@
+"""``taskrec sweep`` and ``taskrec evaluate`` as a user runs them, on the toy tasks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from service.cli.selection import register
+from service.settings import get_settings
+from workers.data.writer import save_task_dir
+
+runner = CliRunner()
+app = typer.Typer()
+register(app)
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch, tiny_encoder_dir, toy_tasks) -> Path:
+    """A tasks root with the toy tasks, a data dir, and the tiny encoder as the model."""
+    import torch
+
+    root = tmp_path / "tasks"
+    for task in toy_tasks.values():
+        save_task_dir(task, root / task.name)
+    monkeypatch.setenv("TASKREC_TASKS_ROOT", str(root))
+    monkeypatch.setenv("TASKREC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TASKREC_MODEL", str(tiny_encoder_dir))
+    monkeypatch.setenv("TASKREC_MAX_EXAMPLES", "16")
+    monkeypatch.setenv("TASKREC_DEVICE", "cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model on a busy 2-core machine
+    get_settings.cache_clear()
+    yield root
+    get_settings.cache_clear()
+    torch.set_num_threads(threads)
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_sweep_writes_the_matrix_and_a_second_run_does_nothing(env, tmp_path) -> None:
+    out = tmp_path / "matrix.csv"
+    args = ["sweep", "--sources", "toy_sts", "--targets", "toy_sentiment,toy_ner", "--seeds", "0"]
+    args += ["--max-steps", "2", "--batch-size", "8", "--max-length", "32", "--out", str(out)]
+    first = json.loads(_run(*args, "--json").stdout)
+    assert (first["transfers_run"], first["baselines_run"], first["sources_trained"]) == (2, 2, 1)
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["source"], r["target"]) for r in rows] == [
+        ("toy_sts", "toy_sentiment"),
+        ("toy_sts", "toy_ner"),
+    ]
+    assert (tmp_path / "data" / "checkpoints").is_dir()  # the settings' default place
+    again = json.loads(_run(*args, "--json").stdout)
+    assert (again["transfers_run"], again["baselines_run"], again["sources_cached"]) == (0, 0, 0)
+    assert again["skipped_finished"] == 4  # 2 transfers + 2 baselines
+
+
+def _toy_matrix(path: Path) -> Path:
+    """Every toy task to every other, one seed: gains favour big sources, as DataSize would."""
+    names = ["toy_sentiment", "toy_sts", "toy_choice", "toy_qa", "toy_ner"]
+    sizes = {"toy_sentiment": 48, "toy_sts": 24, "toy_choice": 16, "toy_qa": 8, "toy_ner": 16}
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "target", "seed", "score", "baseline", "gain", "metric"])
+        for target in names:
+            for source in names:
+                if source != target:
+                    gain = sizes[source] / 10 - len(target) / 20
+                    writer.writerow([source, target, 0, 50 + gain, 50, gain, "accuracy"])
+    return path
+
+
+def test_evaluate_prints_json_writes_a_plot_and_saves_the_ranker(env, tmp_path) -> None:
+    results = _toy_matrix(tmp_path / "toy.csv")
+    plot, ranker = tmp_path / "eval.png", tmp_path / "ranker.json"
+    result = _run(
+        "evaluate",
+        str(results),
+        "--library",
+        str(env),
+        "--methods",
+        "random,datasize,textemb",
+        "--methods",
+        "learned,oracle",
+        "--within-type",
+        "--plot",
+        str(plot),
+        "--save-ranker",
+        str(ranker),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    summary = {(r["scope"], r["method"]): r for r in data["summary"]}
+    assert summary[("all", "random")]["rho"] == 2.5  # (4 + 1) / 2 for every target
+    assert summary[("all", "datasize")]["rho"] == 1.0  # this toy matrix rewards size alone
+    assert summary[("all", "oracle")]["regret@3"] == 0.0
+    assert {m for _, m in summary} == {"random", "datasize", "textemb", "learned", "oracle"}
+    # The five toy tasks have five different types: within-type, nothing is left to rank.
+    assert len(data["skipped"]) == 5 and {s["scope"] for s in data["skipped"]} == {"within"}
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert len(json.loads(ranker.read_text())["evidence"]) == 20
+
+
+def test_evaluate_table_and_user_errors(env, tmp_path) -> None:
+    results = _toy_matrix(tmp_path / "toy.csv")
+    table = _run("evaluate", str(results), "--methods", "random,datasize", "--per-target")
+    assert table.exit_code == 0, table.output
+    assert "datasize" in table.stdout and "toy_qa" in table.stdout
+    missing = runner.invoke(app, ["evaluate", str(tmp_path / "nope.csv")])
+    assert missing.exit_code == 2 and "no results file" in missing.output
+    unknown = runner.invoke(app, ["evaluate", str(results), "--methods", "magic"])
+    assert unknown.exit_code == 2 and "unknown method 'magic'" in unknown.output
+    no_task = runner.invoke(app, ["sweep", "--sources", "ghost", "--targets", "toy_sts"])
+    assert no_task.exit_code == 2 and "ghost" in no_task.output
+
+
+def test_importing_the_commands_does_not_import_torch() -> None:
+    code = "import sys, service.cli.selection; print('torch' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert found.stdout.strip() == "False", found.stderr

@@ -1,0 +1,86 @@
+"""``taskrec db`` and ``taskrec serve`` end to end: a real server process on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+from typer.testing import CliRunner
+
+from service.cli import app
+
+CLI = [sys.executable, "-c", "from service.cli import app; app()"]
+
+
+def test_db_upgrade_and_current(tmp_path, monkeypatch):
+    monkeypatch.delenv("TASKREC_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    data_dir = str(tmp_path / "data")
+    assert runner.invoke(app, ["db", "current", "--data-dir", data_dir]).stdout.strip() == "empty"
+    result = runner.invoke(app, ["db", "upgrade", "--data-dir", data_dir])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["db", "current", "--data-dir", data_dir]).stdout.strip() == "0002"
+
+
+def test_worker_needs_a_broker(tmp_path, monkeypatch):
+    monkeypatch.delenv("TASKREC_BROKER_URL", raising=False)
+    result = CliRunner().invoke(app, ["worker", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "TASKREC_BROKER_URL" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(tmp_path, port, tiny_encoder_dir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKREC_")} | {
+        "TASKREC_MODEL": str(tiny_encoder_dir),
+        "TASKREC_TORCH_THREADS": "1",
+    }
+    args = ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-library"]
+    return subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
+    )
+
+
+def _wait_healthy(port: int, process) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "server exited"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("server did not become healthy")
+
+
+def test_serve_prints_a_first_admin_key_once(tmp_path, tiny_encoder_dir):
+    port = _free_port()
+    process = _serve(tmp_path, port, tiny_encoder_dir)
+    try:
+        key = process.stdout.readline().strip()
+        assert key.startswith("trk_")
+        _wait_healthy(port, process)
+        me = httpx.get(f"http://127.0.0.1:{port}/v1/me", headers={"Authorization": f"Bearer {key}"})
+        assert me.json()["is_admin"] is True
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+        assert ready["status"] == "ready"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    process = _serve(tmp_path, port, tiny_encoder_dir)  # second start: no new key
+    try:
+        _wait_healthy(port, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert "trk_" not in output

@@ -1,0 +1,50 @@
+"""Jobs API with no worker running: jobs stay queued, so listing and cancelling are exact."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture()
+def settings_overrides():
+    return {"embedded_workers": 0}
+
+
+def test_list_get_and_cancel_a_queued_job(client, keys, upload):
+    task = upload(keys.alice, "waiting").json()
+    job_id = task["embedding"]["job_id"]
+    job = client.get(f"/v1/jobs/{job_id}", headers=keys.alice).json()
+    assert job["state"] == "queued" and job["kind"] == "embed" and job["progress"] == 0.0
+    assert job["config"]["max_examples"] == 16
+    listed = client.get("/v1/jobs?state=queued", headers=keys.alice).json()
+    assert [j["id"] for j in listed["items"]] == [job_id]
+    assert client.get("/v1/jobs?state=running", headers=keys.alice).json()["total"] == 0
+    cancelled = client.post(f"/v1/jobs/{job_id}/cancel", headers=keys.alice)
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    again = client.post(f"/v1/jobs/{job_id}/cancel", headers=keys.alice)
+    assert again.status_code == 409 and again.json()["error"] == "job_finished"
+    read = client.get(f"/v1/tasks/{task['id']}", headers=keys.alice).json()
+    assert read["status"] == "failed" and read["embedding"]["state"] == "cancelled"
+
+
+def test_recompute_embeddings_queues_a_job_with_overrides(client, keys, upload):
+    task = upload(keys.alice, "again").json()
+    response = client.post(
+        f"/v1/tasks/{task['id']}/embeddings",
+        json={"max_examples": 8, "methods": ["textemb"]},
+        headers=keys.alice,
+    )
+    assert response.status_code == 202
+    job = response.json()
+    assert job["config"]["max_examples"] == 8 and job["config"]["methods"] == ["textemb"]
+    bad = client.post(
+        f"/v1/tasks/{task['id']}/embeddings", json={"methods": ["x"]}, headers=keys.alice
+    )
+    assert bad.status_code == 422
+
+
+def test_admin_sees_every_job(client, keys, upload):
+    upload(keys.alice, "a")
+    upload(keys.bob, "b")
+    assert client.get("/v1/jobs", headers=keys.admin).json()["total"] == 2
+    assert client.get("/v1/jobs", headers=keys.alice).json()["total"] == 1

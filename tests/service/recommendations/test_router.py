@@ -1,0 +1,215 @@
+"""Recommendations through FAISS equal the engine's rank_library; the index follows the library."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from service.db import unit_of_work
+from service.embeddings.repository import to_array
+from service.models import Embedding, Task
+
+
+@pytest.fixture()
+def library(client, keys, ready_task, wait_job):
+    """Three classification tasks and one regression task, promoted into the library."""
+    tasks = [
+        ready_task(keys.admin, "lib_a", offset=0, vocabulary=6),
+        ready_task(keys.admin, "lib_b", offset=1, vocabulary=10),
+        ready_task(keys.admin, "lib_c", offset=2, vocabulary=8),
+    ]
+    rows = [
+        {"id": str(i), "text": f"a man plays {i % 4}", "label": float(i % 5)} for i in range(20)
+    ]
+    response = client.post(
+        "/v1/tasks",
+        json={"name": "lib_reg", "type": "regression", "metric": "pearson", "train": rows},
+        headers=keys.admin,
+    )
+    assert response.status_code == 201, response.text
+    assert wait_job(response.json()["embedding"]["job_id"], keys.admin)["state"] == "succeeded"
+    tasks.append(response.json())
+    for task in tasks:
+        promoted = client.put(f"/v1/library/{task['id']}", headers=keys.admin)
+        assert promoted.status_code == 200 and promoted.json()["is_library"]
+    return {t["name"]: t["id"] for t in tasks}
+
+
+COMPONENTS = {
+    "taskemb": ["layer0.attention", "layer0.output", "layer1.attention", "layer1.output", "cls"],
+    "textemb": ["mean"],
+    "semb": ["mean"],
+}
+
+
+@pytest.fixture()
+def synthetic(session_factory, keys, settings):
+    """Twelve library tasks and a target with well-separated random vectors, stored directly.
+
+    A tiny random BERT gives near-identical vectors (cosines within 1e-7 of each other), where
+    float32 noise decides ranks; random vectors make the comparison with the engine exact.
+    """
+    from service.auth.repository import owner_by_name
+    from service.embeddings.repository import to_blob
+
+    rng = np.random.default_rng(7)
+    with unit_of_work(session_factory) as session:
+        admin, alice = owner_by_name(session, "root"), owner_by_name(session, "alice")
+        ids = {}
+        for i in range(13):
+            name = "target" if i == 12 else f"lib{i:02d}"
+            task = Task(
+                owner_id=alice.id if i == 12 else admin.id,
+                name=name,
+                type="regression" if i % 4 == 3 else "classification",
+                metric="accuracy",
+                source="rows",
+                content_hash="x",
+                is_library=i != 12,
+                status="ready",
+            )
+            session.add(task)
+            session.flush()
+            ids[name] = task.id
+            for method, components in COMPONENTS.items():
+                for component in components:
+                    session.add(
+                        Embedding(
+                            task_id=task.id,
+                            model=settings.model,
+                            encoder_id="tiny@1",
+                            encoder_name="tiny",
+                            model_revision="1",
+                            method=method,
+                            component=component,
+                            dim=8,
+                            vector=to_blob(rng.normal(size=8)),
+                            num_examples=16,
+                            settings={},
+                        )
+                    )
+    return ids
+
+
+def _engine_ranking(session_factory, target_id: int, method: str):
+    """``workers.similarity.rank_library`` over the same stored vectors (library in id order)."""
+    from workers.embeddings import TaskEmbedding
+    from workers.encoder import EncoderRef
+    from workers.similarity import rank_library
+
+    with unit_of_work(session_factory) as session:
+        rows = session.execute(
+            select(Embedding, Task.name, Task.is_library)
+            .join(Task, Task.id == Embedding.task_id)
+            .order_by(Embedding.id)
+        ).all()
+    embeddings: dict[str, dict[str, TaskEmbedding]] = {}
+    target_name, library = None, {}
+    for row, name, is_library in rows:
+        method_map = embeddings.setdefault(name, {})
+        if row.method not in method_map:
+            ref = EncoderRef(row.encoder_name, row.model_revision, "")
+            method_map[row.method] = TaskEmbedding(name, row.method, ref, {}, row.num_examples, {})
+        method_map[row.method].components[row.component] = to_array(row.vector)
+        if row.task_id == target_id:
+            target_name = name
+        elif is_library:
+            library[name] = method_map
+    return rank_library(embeddings[target_name], library, method)
+
+
+@pytest.mark.parametrize("method", ["fused", "taskemb", "textemb", "semb"])
+def test_ranking_equals_the_engines(client, keys, synthetic, session_factory, method):
+    target = synthetic["target"]
+    response = client.get(
+        f"/v1/tasks/{target}/recommendations?k=12&method={method}", headers=keys.alice
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["library"] == {"total": 12, "ready": 12, "complete": True} and body["note"] is None
+    expected = _engine_ranking(session_factory, target, method)
+    assert [r["task"] for r in body["ranking"]] == [r.task for r in expected]
+    for got, want in zip(body["ranking"], expected, strict=True):
+        assert got["score"] == pytest.approx(want.score)
+        assert got["task_id"] == synthetic[want.task]
+        assert got["components"].keys() == want.components.keys()
+        for name, value in want.components.items():
+            assert got["components"][name] == pytest.approx(value, abs=1e-5)
+
+
+def test_candidate_depth_bounds_the_search(client, keys, synthetic, settings):
+    settings.recommend_candidates = 3  # each component contributes only its 3 nearest
+    body = client.get(
+        f"/v1/tasks/{synthetic['target']}/recommendations?k=12&method=taskemb", headers=keys.alice
+    ).json()
+    assert 3 <= len(body["ranking"]) <= 12
+    for item in body["ranking"]:  # evidence is exact even where a task missed a component's top 3
+        assert set(item["components"]) == set(COMPONENTS["taskemb"])
+
+
+def test_real_embeddings_rank_the_library(client, keys, library, ready_task):
+    target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
+    body = client.get(f"/v1/tasks/{target['id']}/recommendations", headers=keys.alice).json()
+    assert {r["task"] for r in body["ranking"]} == set(library)
+    assert body["encoder_id"].startswith("tiny-bert")
+    scores = [r["score"] for r in body["ranking"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_k_type_filter_and_default_method(client, keys, library, ready_task):
+    target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
+    url = f"/v1/tasks/{target['id']}/recommendations"
+    top2 = client.get(f"{url}?k=2", headers=keys.alice).json()
+    assert top2["method"] == "fused" and len(top2["ranking"]) == 2
+    regression = client.get(f"{url}?type=regression", headers=keys.alice).json()
+    assert [r["task"] for r in regression["ranking"]] == ["lib_reg"]
+    assert regression["library"]["total"] == 1
+    assert client.get(f"{url}?method=nope", headers=keys.alice).status_code == 422
+
+
+def test_a_library_task_is_not_its_own_neighbour(client, keys, library):
+    body = client.get(f"/v1/tasks/{library['lib_a']}/recommendations?k=10", headers=keys.bob).json()
+    assert "lib_a" not in [r["task"] for r in body["ranking"]]
+    assert body["library"] == {"total": 3, "ready": 3, "complete": True}
+
+
+def test_index_follows_library_changes(client, keys, library, ready_task, settings):
+    target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
+    url = f"/v1/tasks/{target['id']}/recommendations?k=10"
+
+    def names():
+        return {r["task"] for r in client.get(url, headers=keys.alice).json()["ranking"]}
+
+    assert names() == set(library)
+    assert list(settings.index_dir.rglob("*.faiss"))  # persisted beside the database
+    assert client.delete(f"/v1/library/{library['lib_b']}", headers=keys.admin).status_code == 204
+    assert names() == set(library) - {"lib_b"}
+    assert client.put(f"/v1/library/{library['lib_b']}", headers=keys.admin).status_code == 200
+    assert names() == set(library)
+    assert client.delete(f"/v1/tasks/{library['lib_c']}", headers=keys.admin).status_code == 204
+    assert names() == set(library) - {"lib_c"}
+    for path in settings.index_dir.rglob("*.faiss"):  # lost files are rebuilt from the database
+        path.unlink()
+    client.app.state.context.indexes._snapshots.clear()
+    assert names() == set(library) - {"lib_c"}
+
+
+def test_one_shot_submit_and_recommend(client, keys, library, to_jsonl, make_rows, wait_job):
+    files = {"train": ("train.jsonl", to_jsonl(make_rows(24, 5)), "application/jsonl")}
+    data = {"name": "quick", "type": "classification", "labels": "neg,pos"}
+    response = client.post(
+        "/v1/recommendations?k=2&wait=60", data=data, files=files, headers=keys.alice
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["job"]["state"] == "succeeded" and body["task"]["name"] == "quick"
+    assert len(body["recommendations"]["ranking"]) == 2
+    data["name"] = "later"
+    response = client.post("/v1/recommendations?wait=0", data=data, files=files, headers=keys.alice)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["recommendations"] is None and body["job"]["state"] in ("queued", "running")
+    assert wait_job(body["job"]["id"], keys.alice)["state"] == "succeeded"
+    task_id = body["task"]["id"]
+    assert client.get(f"/v1/tasks/{task_id}/recommendations", headers=keys.alice).status_code == 200

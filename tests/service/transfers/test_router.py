@@ -1,0 +1,97 @@
+"""Transfers: a fine-tuning job whose result has per-stage metrics, baseline and gain ± std."""
+
+from __future__ import annotations
+
+import pytest
+
+FAST = {"epochs": 1, "batch_size": 8, "max_steps": 2}
+
+
+@pytest.fixture()
+def tasks(keys, ready_task, make_rows):
+    source = ready_task(keys.alice, "source", offset=1, vocabulary=10, validation=make_rows(6, 3))
+    target = ready_task(keys.alice, "target", offset=2, validation=make_rows(6, 4))
+    return source, target
+
+
+def _run(client, headers, wait_job, body):
+    response = client.post("/v1/transfers", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    run = response.json()
+    assert run["state"] in ("queued", "running")
+    job = wait_job(run["job_id"], headers, timeout=180)
+    assert job["state"] == "succeeded", job
+    assert job["kind"] == "transfer" and job["progress"] == 100.0
+    return client.get(f"/v1/transfers/{run['id']}", headers=headers).json()
+
+
+def test_sequential_transfer_with_two_seeds(client, keys, tasks, wait_job):
+    source, target = tasks
+    body = {
+        "target_task_id": target["id"],
+        "sources": [source["id"]],
+        "seeds": [0, 1],
+        "regime": "limited",
+        "train_n": 16,
+        "source_train": FAST,
+        "target_train": FAST,
+    }
+    run = _run(client, keys.alice, wait_job, body)
+    result = run["result"]
+    assert run["sources"] == [{"id": source["id"], "name": "source"}] and run["auto"] is False
+    assert result["metric"] == "accuracy"
+    kinds = [(s["kind"], s["seed"]) for s in result["stages"]]
+    assert kinds == [
+        ("source", None),
+        ("baseline", 0),
+        ("baseline", 1),
+        ("target", 0),
+        ("target", 1),
+    ]
+    assert result["stages"][3]["train_examples"] == {"target": 16}
+    for summary in ("baseline", "transfer", "gain"):
+        assert len(result[summary]["values"]) == 2
+    pairs = zip(result["transfer"]["values"], result["baseline"]["values"], strict=True)
+    gains = [t - b for t, b in pairs]
+    assert result["gain"]["values"] == pytest.approx(gains)
+    assert result["gain"]["mean"] == pytest.approx(sum(gains) / 2)
+    listed = client.get("/v1/transfers", headers=keys.alice).json()
+    assert [r["id"] for r in listed["items"]] == [run["id"]]
+    assert client.get(f"/v1/transfers/{run['id']}", headers=keys.bob).status_code == 404
+
+
+def test_multitask_transfer_with_auto_sources(client, keys, tasks, ready_task, make_rows, wait_job):
+    _, target = tasks
+    for name, offset in (("lib_one", 5), ("lib_two", 6)):
+        task = ready_task(keys.admin, name, offset=offset, validation=make_rows(6, offset))
+        assert client.put(f"/v1/library/{task['id']}", headers=keys.admin).status_code == 200
+    body = {
+        "target_task_id": target["id"],
+        "sources": "auto",
+        "k": 2,
+        "strategy": "multitask",
+        "mixing": {"strategy": "temperature", "temperature": 2.0},
+        "train_n": 16,
+        "source_train": FAST,
+        "target_train": FAST,
+    }
+    run = _run(client, keys.alice, wait_job, body)
+    assert run["auto"] is True
+    assert {s["name"] for s in run["sources"]} == {"lib_one", "lib_two"}
+    source_stage = run["result"]["stages"][0]
+    assert source_stage["kind"] == "source" and set(source_stage["tasks"]) == {"lib_one", "lib_two"}
+
+
+def test_bad_transfers_are_refused(client, keys, tasks, upload):
+    source, target = tasks
+    same = {"target_task_id": target["id"], "sources": [target["id"]]}
+    assert client.post("/v1/transfers", json=same, headers=keys.alice).status_code == 422
+    no_validation = upload(keys.alice, "noval").json()
+    body = {"target_task_id": no_validation["id"], "sources": [source["id"]]}
+    response = client.post("/v1/transfers", json=body, headers=keys.alice)
+    assert response.status_code == 422 and "validation rows" in response.json()["message"]
+    empty = {"target_task_id": target["id"], "sources": []}
+    assert client.post("/v1/transfers", json=empty, headers=keys.alice).status_code == 422
+    auto = {"target_task_id": target["id"], "sources": "auto"}
+    response = client.post("/v1/transfers", json=auto, headers=keys.alice)
+    assert response.status_code == 409 and response.json()["error"] == "no_sources"

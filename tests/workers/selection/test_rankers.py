@@ -1,0 +1,157 @@
+"""Ranking methods: baselines, similarity, and the learned ranker's fit / update / persistence."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+
+from workers.selection.rankers import (
+    DataSizeRanker,
+    LearnedConfig,
+    LearnedRanker,
+    Library,
+    build_ranker,
+    embedding_methods_needed,
+    expand_methods,
+)
+from workers.selection.results import TransferRow
+
+
+def test_datasize_puts_the_largest_source_first(world) -> None:
+    library, _ = world
+    ranking = DataSizeRanker(library).rank("t00", ["t01", "t02", "t03"])
+    sizes = [library.sizes[s] for s in ranking]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_similarity_rankers_order_every_candidate_once(world) -> None:
+    library, _ = world
+    candidates = ["t01", "t02", "t03", "t04"]
+    for method in ("taskemb", "textemb", "semb", "fused", "taskemb:cls", "taskemb:layer0.output"):
+        ranking = build_ranker(method, library).rank("t00", candidates)
+        assert sorted(ranking) == candidates, method
+
+
+def test_component_ranker_sorts_by_that_components_cosine(world) -> None:
+    library, _ = world
+    ranking = build_ranker("taskemb:cls", library).rank("t00", ["t01", "t02", "t03", "t04"])
+    sims = [library.similarities("t00", s)["taskemb.cls"] for s in ranking]
+    assert sims == sorted(sims, reverse=True)
+
+
+def test_method_names_expand_and_say_which_embeddings_they_need(world) -> None:
+    library, _ = world
+    assert expand_methods(["datasize", "taskemb:*"], library) == [
+        "datasize",
+        "taskemb:layer0.output",
+        "taskemb:cls",
+    ]
+    assert embedding_methods_needed(["datasize", "fused"]) == {"taskemb", "textemb"}
+    assert embedding_methods_needed(["taskemb:cls"]) == {"taskemb"}
+    with pytest.raises(ValueError, match="unknown method"):
+        expand_methods(["nope"], library)
+
+
+def test_learned_ranker_learns_the_rule_behind_the_gains(world) -> None:
+    library, rows = world
+    ranker = LearnedRanker(library).fit(r for r in rows if r.target != "t00")
+    coef = ranker.coefficients()
+    # gains grow with similarity and with the source's quality (seen as its donor record)
+    assert coef["donor_percentile"] > 0
+    assert coef["sim:textemb.mean"] > 0
+    assert abs(coef["log_size"]) < coef["donor_percentile"]  # size is noise in this world
+
+
+def test_learned_ranker_leans_on_similarity_where_a_source_is_unmeasured(world) -> None:
+    library, rows = world
+    # t11 is never measured as a source: its model weight is 0, so its place is the prior's
+    ranker = LearnedRanker(library).fit(r for r in rows if "t11" not in (r.source, r.target))
+    scores = ranker.scores("t00", [f"t{i:02d}" for i in range(1, 12)])
+    assert scores["t11"]["weight"] == 0.0
+    assert scores["t11"]["score"] == scores["t11"]["prior"]
+    assert 0 < scores["t01"]["weight"] < 1
+
+
+def test_learned_ranker_falls_back_to_the_prior_with_too_few_targets(world) -> None:
+    library, rows = world
+    few = [r for r in rows if r.target in ("t01", "t02")]
+    ranker = LearnedRanker(library, LearnedConfig(prior="semb")).fit(few)
+    candidates = ["t03", "t04", "t05", "t06"]
+    assert ranker.model is None
+    assert ranker.rank("t00", candidates) == build_ranker("semb", library).rank("t00", candidates)
+
+
+def test_learned_ranker_updates_with_new_evidence_and_round_trips_json(world, tmp_path) -> None:
+    library, rows = world
+    first = [r for r in rows if r.target in ("t01", "t02", "t03")]
+    later = [r for r in rows if r.target in ("t04", "t05", "t06", "t07")]
+    ranker = LearnedRanker(library).fit(first)
+    before = ranker.coefficients()
+    ranker.update(later)
+    assert sorted(ranker.evidence) == ["t01", "t02", "t03", "t04", "t05", "t06", "t07"]
+    assert ranker.coefficients() != before
+    assert ranker.coefficients() == LearnedRanker(library).fit(first + later).coefficients()
+
+    loaded = LearnedRanker.load(ranker.save(tmp_path / "ranker.json"), library)
+    candidates = [f"t{i:02d}" for i in range(1, 12)]
+    assert loaded.rank("t00", candidates) == ranker.rank("t00", candidates)
+    assert loaded.coefficients() == pytest.approx(ranker.coefficients())
+
+
+def test_update_replaces_a_remeasured_pair(world) -> None:
+    library, rows = world
+    ranker = LearnedRanker(library).fit(rows)
+    again = TransferRow("t01", "t02", 0, 99.0, 60.0, 39.0, "accuracy")
+    ranker.update([again])
+    assert ranker.evidence["t02"]["t01"].gain == 39.0
+
+
+def test_auto_prior_is_whichever_ranking_did_best_on_the_measured_targets(world) -> None:
+    library, rows = world
+    assert LearnedRanker(library).fit(rows).prior in ("semb", "textemb", "taskemb", "fused")
+    # Rewrite history so that size alone decides: the prior follows the evidence.
+    by_size = [
+        dataclasses.replace(r, gain=math.log(library.sizes[r.source]), score=60 + r.gain)
+        for r in rows
+    ]
+    assert LearnedRanker(library).fit(by_size).prior == "datasize"
+    bare = Library(library.specs, library.sizes)  # no embeddings: only size can rank
+    assert LearnedRanker(bare).fit(rows).prior == "datasize"
+
+
+def test_donor_record_leaves_the_target_out_exactly(world) -> None:
+    from workers.selection.rankers import _DonorStats
+    from workers.selection.results import outcomes
+
+    library, rows = world
+    evidence = outcomes(rows)
+    full = _DonorStats(evidence, library)
+    for held_out in ("t00", "t05"):
+        others = {t: m for t, m in evidence.items() if t != held_out}
+        direct = _DonorStats(others, library).without("nothing")
+        view = full.without(held_out)
+        target_type = library.specs[held_out].type
+        for source in ("t01", "t02", held_out):
+            assert view.count(source) == direct.count(source)
+            assert view.mean_percentile(source) == pytest.approx(direct.mean_percentile(source))
+            assert view.win_rate(source) == pytest.approx(direct.win_rate(source))
+            assert view.mean_percentile(source, target_type) == pytest.approx(
+                direct.mean_percentile(source, target_type)
+            )
+
+
+def test_ranking_needs_no_torch_and_knows_every_embedding_method() -> None:
+    import subprocess
+    import sys
+
+    from workers.embeddings import METHODS
+    from workers.selection.rankers import EMBEDDING_METHODS
+
+    assert EMBEDDING_METHODS == METHODS
+    code = "import sys, workers.selection.evaluate; print('torch' in sys.modules)"
+    repo = Path(__file__).resolve().parents[3]
+    found = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+    assert found.stdout.strip() == "False", found.stderr

@@ -1,0 +1,90 @@
+"""TaskEmb (Fisher), TextEmb and SEmb: shape, sign, determinism and what they separate."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from workers.data.schema import ClassificationExample, TaskData
+from workers.embeddings import EmbeddingConfig, compute_taskemb, compute_textemb
+from workers.similarity import cosine
+
+CONFIG = EmbeddingConfig(max_examples=32, batch_size=8, train_epochs=1.0, device="cpu")
+
+
+def test_taskemb_components_have_fixed_dimensions_and_are_non_negative(tiny, tiny_ref, toy_tasks):
+    encoder, tokenizer = tiny
+    for task in toy_tasks.values():
+        emb = compute_taskemb(task, encoder, tokenizer, tiny_ref, CONFIG)
+        layers = encoder.config.num_hidden_layers
+        expected = [f"layer{i}.{p}" for i in range(layers) for p in ("attention", "output")]
+        assert list(emb.components) == [*expected, "cls"]
+        for name, vector in emb.components.items():
+            assert vector.shape == (encoder.config.hidden_size,)
+            assert (vector >= 0).all()
+            # A tagging loss never touches [CLS], so its CLS Fisher is exactly zero.
+            assert vector.sum() > 0 or (name == "cls" and task.name == "toy_ner")
+        assert emb.encoder == tiny_ref and emb.method == "taskemb"
+
+
+def test_taskemb_is_deterministic_and_leaves_the_encoder_untouched(tiny, tiny_ref, sentiment_task):
+    encoder, tokenizer = tiny
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    first = compute_taskemb(sentiment_task, encoder, tokenizer, tiny_ref, CONFIG)
+    second = compute_taskemb(sentiment_task, encoder, tokenizer, tiny_ref, CONFIG)
+    for name in first.components:
+        np.testing.assert_array_equal(first.components[name], second.components[name])
+    assert all((encoder.state_dict()[k] == v).all() for k, v in before.items())
+
+
+def test_taskemb_uses_a_bounded_sample(tiny, tiny_ref, sentiment_task):
+    encoder, tokenizer = tiny
+    small = dataclasses.replace(CONFIG, max_examples=10)
+    assert compute_taskemb(sentiment_task, encoder, tokenizer, tiny_ref, small).num_examples == 10
+
+
+def _resample(task: TaskData, seed: int) -> TaskData:
+    from workers.data.sampling import subsample
+
+    return TaskData(task.spec, {"train": subsample(task.train, 24, seed)})
+
+
+@pytest.mark.parametrize("method", ["taskemb", "textemb"])
+def test_two_samples_of_a_task_are_closer_than_another_task_type(method, tiny, tiny_ref, toy_tasks):
+    encoder, tokenizer = tiny
+    sentiment = toy_tasks["toy_sentiment"]
+
+    def embed(task):
+        if method == "taskemb":
+            emb = compute_taskemb(task, encoder, tokenizer, tiny_ref, CONFIG)
+        else:
+            emb = compute_textemb(task, encoder, tokenizer, tiny_ref, CONFIG)["textemb"]
+        return np.concatenate(list(emb.components.values()))
+
+    a, b = embed(_resample(sentiment, 1)), embed(_resample(sentiment, 2))
+    for other in ("toy_ner", "toy_qa"):
+        assert cosine(a, b) > cosine(a, embed(toy_tasks[other]))
+
+
+def test_unlabelled_task_samples_labels_from_the_model(tiny, tiny_ref, sentiment_task):
+    encoder, tokenizer = tiny
+    rows = [ClassificationExample(ex.id, ex.text) for ex in sentiment_task.train]
+    unlabelled = TaskData(sentiment_task.spec, {"train": rows})
+    emb = compute_taskemb(unlabelled, encoder, tokenizer, tiny_ref, CONFIG)
+    assert emb.settings["labelled"] is False
+    assert all((v >= 0).all() and v.sum() > 0 for v in emb.components.values())
+
+
+def test_textemb_and_semb_are_one_mean_vector_each(tiny, tiny_ref, toy_tasks):
+    encoder, tokenizer = tiny
+    embs = compute_textemb(toy_tasks["toy_choice"], encoder, tokenizer, tiny_ref, CONFIG)
+    assert set(embs) == {"textemb", "semb"}
+    for emb in embs.values():
+        assert list(emb.components) == ["mean"]
+        assert emb.components["mean"].shape == (encoder.config.hidden_size,)
+    again = compute_textemb(toy_tasks["toy_choice"], encoder, tokenizer, tiny_ref, CONFIG)
+    np.testing.assert_array_equal(
+        embs["textemb"].components["mean"], again["textemb"].components["mean"]
+    )

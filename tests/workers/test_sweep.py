@@ -1,0 +1,154 @@
+"""Transfer sweeps end to end on two tiny tasks with the tiny BERT: resume, caching, no leaks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import workers.heads
+from workers.selection.results import read_results
+from workers.sweep import (
+    SweepConfig,
+    SweepEvent,
+    SweepPaths,
+    SweepSettingsError,
+    run_sweep,
+)
+
+# Two steps per stage keep a whole sweep of the tiny model to a few seconds.
+CONFIG = SweepConfig(seeds=(0, 1), batch_size=8, max_length=32, max_steps=2)
+
+
+def _with(**changes) -> SweepConfig:
+    return SweepConfig(**{**CONFIG.__dict__, **changes})
+
+
+class Interrupted(Exception):
+    """Stands in for a crash or kill in the middle of a run."""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny model gains nothing from threads, and loses a lot on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def paths(tmp_path) -> SweepPaths:
+    return SweepPaths(results=tmp_path / "matrix.csv", checkpoints=tmp_path / "checkpoints")
+
+
+@pytest.fixture()
+def two_tasks(toy_tasks):
+    return [toy_tasks["toy_sts"], toy_tasks["toy_sentiment"]]  # regression, classification
+
+
+def _crash_in(stage_prefix: str):
+    def on_event(event: SweepEvent) -> None:
+        if event.kind == "step" and event.label.startswith(stage_prefix):
+            raise Interrupted(event.label)
+
+    return on_event
+
+
+def test_sweep_resumes_after_a_crash_without_recomputing_finished_runs(
+    two_tasks, tiny_ref, paths, tmp_path
+) -> None:
+    # Order: 4 baselines; toy_sts trained, → toy_sentiment seeds 0, 1; toy_sentiment trained,
+    # then the crash inside its first transfer (→ toy_sts, seed 0): that run is lost, no more.
+    with pytest.raises(Interrupted):
+        crash = _crash_in("transfer:toy_sentiment")
+        run_sweep(two_tasks, two_tasks, tiny_ref, paths, CONFIG, crash)
+    assert [r.key for r in read_results(paths.results)] == [
+        ("toy_sts", "toy_sentiment", 0),
+        ("toy_sts", "toy_sentiment", 1),
+    ]
+    assert len(list(paths.checkpoints.iterdir())) == 2  # both sources saved, nothing half-written
+
+    resumed = run_sweep(two_tasks, two_tasks, tiny_ref, paths, CONFIG)
+    assert (resumed.baselines_run, resumed.sources_trained, resumed.sources_loaded) == (0, 0, 1)
+    assert (resumed.transfers_run, resumed.skipped) == (2, 6)
+    rows = read_results(paths.results)
+    assert sorted(r.key for r in rows) == sorted(
+        (s, t, seed)
+        for s in ("toy_sts", "toy_sentiment")
+        for t in ("toy_sts", "toy_sentiment")
+        for seed in (0, 1)
+        if s != t
+    )
+    for row in rows:
+        assert row.gain == pytest.approx(row.score - row.baseline)
+        assert row.metric == {"toy_sts": "pearson", "toy_sentiment": "accuracy"}[row.target]
+
+    again = run_sweep(two_tasks, two_tasks, tiny_ref, paths, CONFIG)
+    assert (again.baselines_run, again.sources_trained, again.sources_loaded) == (0, 0, 0)
+    assert (again.transfers_run, again.skipped) == (0, 8)
+
+    # The crash changed no number: the run it cut short, made again afresh, scores the same.
+    fresh = SweepPaths(tmp_path / "fresh.csv", paths.checkpoints)  # same cached source
+    straight = run_sweep(two_tasks[1:], two_tasks[:1], tiny_ref, fresh, _with(seeds=(0,)))
+    assert (straight.baselines_run, straight.sources_loaded, straight.transfers_run) == (1, 1, 1)
+    redone = next(r for r in rows if r.key == ("toy_sentiment", "toy_sts", 0))
+    assert straight.rows[0].score == pytest.approx(redone.score, abs=1e-6)
+    assert straight.rows[0].baseline == pytest.approx(redone.baseline, abs=1e-6)
+
+
+def test_new_targets_and_seeds_reuse_cached_work_but_changed_settings_are_refused(
+    two_tasks, toy_tasks, tiny_ref, paths
+) -> None:
+    sts, sentiment = two_tasks
+    run_sweep([sts], [sentiment], tiny_ref, paths, _with(seeds=(0,)))
+    # More seeds and targets extend the same matrix: the source and first baseline are reused.
+    report = run_sweep([sts], [sentiment, toy_tasks["toy_ner"]], tiny_ref, paths, CONFIG)
+    assert (report.sources_trained, report.sources_loaded) == (0, 1)
+    assert (report.baselines_run, report.transfers_run, report.skipped) == (3, 3, 2)
+    # Other sizes would make other numbers: refused before any work, rather than mixed in.
+    with pytest.raises(SweepSettingsError, match="target_n"):
+        run_sweep([sts], [sentiment], tiny_ref, paths, _with(target_n=10))
+
+
+def test_regression_source_does_not_leak_its_loss_into_a_classification_target(
+    two_tasks, tiny_ref, paths, monkeypatch
+) -> None:
+    calls: list[tuple[str, str]] = []  # ("loss", name) and ("step", stage), in order
+    functional = workers.heads.F
+    for name in ("cross_entropy", "mse_loss"):
+        real = getattr(functional, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            calls.append(("loss", _name))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(functional, name, spy)
+
+    def on_event(event: SweepEvent) -> None:
+        if event.kind == "step":
+            calls.append(("step", event.label))
+
+    sts, sentiment = two_tasks
+    run_sweep([sts], [sentiment], tiny_ref, paths, _with(seeds=(0,)), on_event)
+
+    # A step's losses come before its step event: attribute each loss to the next stage seen.
+    losses: dict[str, set[str]] = {}
+    pending: list[str] = []
+    for kind, value in calls:
+        if kind == "loss":
+            pending.append(value)
+        else:
+            losses.setdefault(value.split(":seed")[0], set()).update(pending)
+            pending = []
+    assert losses["source:toy_sts"] == {"mse_loss"}
+    assert losses["transfer:toy_sts:toy_sentiment"] == {"cross_entropy"}
+
+    checkpoint = next(paths.checkpoints.iterdir())
+    encoder_config = json.loads((checkpoint / "encoder" / "config.json").read_text())
+    assert encoder_config.get("problem_type") is None
+    assert not (checkpoint / "heads.safetensors").exists()  # the source head was dropped
+    meta = json.loads((checkpoint / "checkpoint.json").read_text())
+    assert meta["heads"] == {} and meta["source"] == "toy_sts"

@@ -1,0 +1,59 @@
+"""Intermediate-task transfer next to its baseline, sequential and multi-task."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.finetune import TrainConfig
+from workers.transfer import TransferConfig, run_transfer
+
+FAST = TrainConfig(epochs=2, batch_size=8, learning_rate=1e-3, device="cpu")
+
+
+def test_sequential_transfer_reports_baseline_transfer_and_gain(tiny, toy_tasks):
+    encoder, tokenizer = tiny
+    sources = [toy_tasks["toy_sts"], toy_tasks["toy_ner"]]
+    config = TransferConfig(seeds=(0, 1), source_train=FAST, target_train=FAST)
+    result = run_transfer(sources, toy_tasks["toy_sentiment"], encoder, tokenizer, config)
+    assert result.sources == ["toy_sts", "toy_ner"] and result.metric == "accuracy"
+    assert [s.tasks for s in result.source_stages] == [["toy_sts"], ["toy_ner"]]
+    assert len(result.baseline_stages) == len(result.transfer_stages) == 2
+    gains = [t - b for t, b in zip(result.transfer.values, result.baseline.values, strict=True)]
+    assert result.gain.values == pytest.approx(gains)
+    assert result.gain.mean == pytest.approx(result.transfer.mean - result.baseline.mean)
+
+
+def test_transfer_leaves_the_plain_encoder_untouched(tiny, toy_tasks):
+    encoder, tokenizer = tiny
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    config = TransferConfig(seeds=(0,), source_train=FAST, target_train=FAST)
+    run_transfer([toy_tasks["toy_sts"]], toy_tasks["toy_sentiment"], encoder, tokenizer, config)
+    assert all((encoder.state_dict()[k] == v).all() for k, v in before.items())
+
+
+def test_regression_source_does_not_leak_its_loss_into_a_classification_target(tiny, toy_tasks):
+    """An STS-B-like source must not leave the target on a regression loss."""
+    encoder, tokenizer = tiny
+    config = TransferConfig(seeds=(0,), source_train=FAST, target_train=FAST)
+    result = run_transfer(
+        [toy_tasks["toy_sts"]], toy_tasks["toy_sentiment"], encoder, tokenizer, config
+    )
+    scores = result.transfer_stages[0].metrics["toy_sentiment"]
+    assert set(scores) == {"score", "accuracy"}  # scored as classification, labels decoded
+
+
+def test_multitask_sources_share_one_stage(tiny, toy_tasks):
+    encoder, tokenizer = tiny
+    config = TransferConfig(strategy="multitask", seeds=(0,), source_train=FAST, target_train=FAST)
+    sources = [toy_tasks["toy_sts"], toy_tasks["toy_choice"]]
+    result = run_transfer(sources, toy_tasks["toy_sentiment"], encoder, tokenizer, config)
+    assert [sorted(s.tasks) for s in result.source_stages] == [["toy_choice", "toy_sts"]]
+
+
+def test_bad_strategy_and_no_source_are_errors(tiny, toy_tasks):
+    encoder, tokenizer = tiny
+    target = toy_tasks["toy_sentiment"]
+    with pytest.raises(ValueError, match="at least one source"):
+        run_transfer([], target, encoder, tokenizer)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        run_transfer([target], target, encoder, tokenizer, TransferConfig(strategy="both"))

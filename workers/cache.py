@@ -1,0 +1,77 @@
+"""On-disk cache of task embeddings keyed by data hash, encoder, method and settings.
+
+A second ``similar`` over the same library recomputes nothing; any change to the data, encoder
+revision or settings is a different key. Files are written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from workers.embeddings import TaskEmbedding
+from workers.encoder import EncoderRef
+
+
+def cache_key(data_hash: str, encoder: EncoderRef, method: str, settings: dict) -> str:
+    """A stable key for one embedding."""
+    payload = {"data": data_hash, "encoder": encoder.id, "method": method, "settings": settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
+        :32
+    ]
+
+
+class EmbeddingCache:
+    """Embeddings as ``<key>.npz`` (vectors) plus ``<key>.json`` (metadata) in one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def get(self, key: str) -> TaskEmbedding | None:
+        meta_path, vectors_path = self._paths(key)
+        if not meta_path.exists() or not vectors_path.exists():
+            return None
+        meta = json.loads(meta_path.read_text())
+        with np.load(vectors_path) as vectors:
+            components = {name: vectors[name] for name in meta["components"]}
+        return TaskEmbedding(
+            task=meta["task"],
+            method=meta["method"],
+            encoder=EncoderRef(**meta["encoder"]),
+            components=components,
+            num_examples=meta["num_examples"],
+            settings=meta["settings"],
+        )
+
+    def put(self, key: str, embedding: TaskEmbedding) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        meta_path, vectors_path = self._paths(key)
+        meta = {
+            "task": embedding.task,
+            "method": embedding.method,
+            "encoder": vars(embedding.encoder),
+            "components": list(embedding.components),
+            "num_examples": embedding.num_examples,
+            "settings": embedding.settings,
+        }
+        _atomic_write(vectors_path, lambda f: np.savez(f, **embedding.components))
+        _atomic_write(meta_path, lambda f: f.write(json.dumps(meta, default=str).encode()))
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        return self.root / f"{key}.json", self.root / f"{key}.npz"
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

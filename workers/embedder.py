@@ -1,0 +1,80 @@
+"""Embedding tasks with one encoder, through the on-disk cache.
+
+The encoder is loaded only on the first cache miss, so ranking a library whose embeddings are
+cached loads no model at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from workers.cache import EmbeddingCache, cache_key
+from workers.data.schema import TaskData
+from workers.embeddings import (
+    METHODS,
+    EmbeddingConfig,
+    ProgressCallback,
+    TaskEmbedding,
+    compute_taskemb,
+    compute_textemb,
+)
+from workers.encoder import EncoderRef, load_encoder
+
+
+class Embedder:
+    """Computes (or fetches from the cache) a task's embeddings by each method."""
+
+    def __init__(
+        self, ref: EncoderRef, config: EmbeddingConfig, cache: EmbeddingCache | None = None
+    ) -> None:
+        self.ref = ref
+        self.config = config
+        self.cache = cache
+        self._loaded = None
+
+    def embed(
+        self,
+        task: TaskData,
+        methods: Iterable[str] = METHODS,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, TaskEmbedding]:
+        """Embeddings of ``task`` by each of ``methods`` (``taskemb``, ``textemb``, ``semb``)."""
+        methods = list(methods)
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+        data_hash = task.content_hash()
+        settings = self.config.to_dict()
+        keys = {m: cache_key(data_hash, self.ref, m, _relevant(settings, m)) for m in methods}
+        found = {m: self.cache.get(k) for m, k in keys.items()} if self.cache else {}
+        result = {m: e for m, e in found.items() if e is not None}
+        missing = [m for m in methods if m not in result]
+        if any(m in ("textemb", "semb") for m in missing):
+            result.update(self._compute_text(task, progress))
+        if "taskemb" in missing:
+            result["taskemb"] = self._compute_taskemb(task, progress)
+        if self.cache:
+            for m in missing:
+                self.cache.put(keys[m], result[m])
+        return {m: result[m] for m in methods}
+
+    def _encoder(self):
+        if self._loaded is None:
+            self._loaded = load_encoder(self.ref)
+        return self._loaded
+
+    def _compute_text(self, task: TaskData, progress) -> dict[str, TaskEmbedding]:
+        encoder, tokenizer = self._encoder()
+        return compute_textemb(task, encoder, tokenizer, self.ref, self.config, progress)
+
+    def _compute_taskemb(self, task: TaskData, progress) -> TaskEmbedding:
+        encoder, tokenizer = self._encoder()
+        return compute_taskemb(task, encoder, tokenizer, self.ref, self.config, progress)
+
+
+def _relevant(settings: dict, method: str) -> dict:
+    """Settings that change ``method``'s vector (TextEmb does not depend on head training)."""
+    if method == "taskemb":
+        return settings
+    ignored = {"head_training", "train_epochs", "learning_rate", "labels"}
+    return {k: v for k, v in settings.items() if k not in ignored}

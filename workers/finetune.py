@@ -1,0 +1,265 @@
+"""The fine-tuning recipe: train a ``TaskModel`` on one or several tasks, evaluate, save.
+
+Single-task training is multi-task training with one task. Several tasks share the encoder and
+keep their own heads; each step draws one task by the mixing rule (Raffel et al. 2020):
+fixed loss weights λ, examples-proportional with a size cap K, or temperature-scaled (T).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+
+from workers.data.schema import TaskData, TaskSpec
+from workers.features import FeatureConfig, collate, encode, length_grouped_batches
+from workers.heads import TaskModel, loss_units
+from workers.predict import predict, score
+
+# (stage, step, total steps) — the service turns this into job progress.
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training stage."""
+
+    epochs: float = 3.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    max_steps: int | None = None  # caps the stage regardless of epochs
+    eval_batch_size: int = 64
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    device: str | None = None  # None: CUDA when available, else CPU
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MixingConfig:
+    """How multi-task training picks the task of each step."""
+
+    strategy: str = "proportional"  # "proportional" | "temperature" | "weights"
+    cap: int = 2**16  # K: examples beyond this do not raise a task's rate
+    temperature: float = 2.0  # T: 1 = proportional, large = uniform
+    weights: dict[str, float] = field(default_factory=dict)  # λ per task ("weights")
+
+    def rates(self, sizes: dict[str, int]) -> dict[str, float]:
+        """Probability of drawing each task at a step."""
+        if self.strategy == "weights":
+            raw = {name: 1.0 for name in sizes}  # uniform draws; λ scales each task's loss
+        elif self.strategy == "proportional":
+            raw = {name: float(min(n, self.cap)) for name, n in sizes.items()}
+        elif self.strategy == "temperature":
+            raw = {
+                name: float(min(n, self.cap)) ** (1.0 / self.temperature)
+                for name, n in sizes.items()
+            }
+        else:
+            raise ValueError(f"unknown mixing strategy {self.strategy!r}")
+        total = sum(raw.values())
+        return {name: value / total for name, value in raw.items()}
+
+    def loss_weight(self, task: str) -> float:
+        return self.weights.get(task, 1.0) if self.strategy == "weights" else 1.0
+
+
+@dataclass
+class StageResult:
+    """What one training stage did and how well it scored on its validation split."""
+
+    tasks: list[str]
+    metrics: dict[str, dict[str, float]]  # task -> metric dict (headline under "score")
+    train_examples: dict[str, int]
+    steps: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch so a run is repeatable."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; full precision on CPU (where bf16 is slower, not faster)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_stage(
+    model: TaskModel,
+    tasks: Sequence[TaskData],
+    tokenizer: PreTrainedTokenizerBase,
+    config: TrainConfig,
+    *,
+    seed: int = 0,
+    mixing: MixingConfig | None = None,
+    evaluate_after: bool = True,
+    stage: str = "train",
+    progress: ProgressCallback | None = None,
+) -> StageResult:
+    """Train fresh heads for ``tasks`` plus the shared encoder, then score each on validation."""
+    started = time.perf_counter()
+    set_seed(seed)
+    for task in tasks:
+        model.add_head(task.spec)
+    features = {t.name: encode(t.train, t.spec, tokenizer, config.features) for t in tasks}
+    mixing = mixing or MixingConfig()
+    total_steps = _total_steps(features, config)
+    _run_steps(model, features, config, mixing, total_steps, seed, tokenizer, stage, progress)
+    metrics = (
+        {t.name: evaluate(model, t, tokenizer, config) for t in tasks} if evaluate_after else {}
+    )
+    return StageResult(
+        tasks=[t.name for t in tasks],
+        metrics=metrics,
+        train_examples={t.name: len(t.train) for t in tasks},
+        steps=total_steps,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def evaluate(
+    model: TaskModel,
+    task: TaskData,
+    tokenizer: PreTrainedTokenizerBase,
+    config: TrainConfig,
+    split: str = "validation",
+) -> dict[str, float]:
+    """Score the model's head for ``task`` on one of its splits with the task's metric."""
+    examples = task.splits.get(split) or []
+    if not examples:
+        raise ValueError(f"task {task.name!r} has no {split!r} rows to evaluate on")
+    features = encode(examples, task.spec, tokenizer, config.features)
+    with autocast(next(model.parameters()).device):
+        predictions = predict(
+            model,
+            task.spec,
+            examples,
+            features,
+            batch_size=config.eval_batch_size,
+            pad_token_id=tokenizer.pad_token_id or 0,
+        )
+    return score(task.spec, examples, predictions)
+
+
+def _total_steps(features: dict[str, list[dict]], config: TrainConfig) -> int:
+    per_epoch = sum(-(-len(f) // config.batch_size) for f in features.values())
+    steps = max(1, int(per_epoch * config.epochs))
+    return min(steps, config.max_steps) if config.max_steps else steps
+
+
+def _run_steps(
+    model: TaskModel,
+    features: dict[str, list[dict]],
+    config: TrainConfig,
+    mixing: MixingConfig,
+    total_steps: int,
+    seed: int,
+    tokenizer: PreTrainedTokenizerBase,
+    stage: str,
+    progress: ProgressCallback | None,
+) -> None:
+    device = next(model.parameters()).device
+    optimizer, scheduler = _optimizer(model, config, total_steps)
+    batches = {name: _endless_batches(f, config.batch_size, seed) for name, f in features.items()}
+    rates = mixing.rates({name: len(f) for name, f in features.items()})
+    rng = random.Random(seed)
+    pad_id = tokenizer.pad_token_id or 0
+    model.train()
+    for step in range(1, total_steps + 1):
+        name = rng.choices(list(rates), weights=list(rates.values()))[0]
+        batch = collate([features[name][i] for i in next(batches[name])], pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(device):
+            loss, _ = model(batch, name)
+        loss = loss.float() * mixing.loss_weight(name) / loss_units(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if progress:
+            progress(stage, step, total_steps)
+
+
+def _endless_batches(features: list[dict], batch_size: int, seed: int) -> Iterator[list[int]]:
+    epoch = 0
+    while True:
+        yield from length_grouped_batches(features, batch_size, shuffle=True, seed=seed + epoch)
+        epoch += 1
+
+
+def _optimizer(model: TaskModel, config: TrainConfig, total_steps: int):
+    # No weight decay on biases and LayerNorm weights, as in BERT.
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.learning_rate,
+    )
+    warmup = int(total_steps * config.warmup_ratio)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+
+
+def save_checkpoint(
+    model: TaskModel, tokenizer: PreTrainedTokenizerBase, path: Path, meta: dict | None = None
+) -> Path:
+    """Encoder + tokenizer in Hugging Face form (safetensors), heads in ``heads.safetensors``."""
+    path.mkdir(parents=True, exist_ok=True)
+    model.encoder.save_pretrained(path / "encoder", safe_serialization=True)
+    tokenizer.save_pretrained(path / "encoder")
+    if model.heads:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.heads.state_dict().items()}
+        save_file(state, str(path / "heads.safetensors"))
+    manifest = {
+        "heads": {name: spec.to_dict() for name, spec in model.specs.items()},
+        **(meta or {}),
+    }
+    (path / "checkpoint.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return path
+
+
+def load_checkpoint_heads(model: TaskModel, path: Path) -> None:
+    """Restore saved heads into ``model`` (whose encoder came from ``path / 'encoder'``)."""
+    manifest = json.loads((path / "checkpoint.json").read_text())
+    for spec_dict in manifest["heads"].values():
+        model.add_head(_spec_from_dict(spec_dict))
+    if (path / "heads.safetensors").exists():
+        model.heads.load_state_dict(load_file(str(path / "heads.safetensors")))
+
+
+def _spec_from_dict(data: dict) -> TaskSpec:
+    from workers.data.schema import Metric, TaskType
+
+    return TaskSpec(
+        name=data["name"],
+        type=TaskType(data["type"]),
+        metric=Metric(data["metric"]),
+        labels=tuple(data.get("labels") or ()),
+        family=data.get("family"),
+    )

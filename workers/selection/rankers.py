@@ -1,0 +1,557 @@
+"""Ranking methods: for a target, an ordered list of candidate sources, best first.
+
+* similarity: ``taskemb`` (reciprocal-rank fusion of its components), ``taskemb:<component>``
+  (one component's cosine), ``textemb``, ``semb`` and ``fused`` — via :mod:`workers.similarity`;
+* baselines from the literature: ``datasize`` (largest source first), ``oracle`` (the measured
+  truth, an upper bound) and ``random`` (no ranking: evaluation uses its exact expectation);
+* ``learned``: :class:`LearnedRanker`, a ridge model over (target, source) features that learns
+  from measured transfers and leans on similarity where a source has little evidence.
+
+A ranker only sees a :class:`Library` (specs, sizes, embeddings: what the tasks *are*) and the
+transfer rows it is given; evaluation hands it every row except the held-out target's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from workers.data.schema import TaskData, TaskSpec
+from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes
+from workers.similarity import component_similarities, rank_library
+
+if TYPE_CHECKING:  # annotations only: the API process ranks without loading torch
+    from workers.embeddings import TaskEmbedding
+
+EMBEDDING_METHODS = ("taskemb", "textemb", "semb")  # as workers.embeddings.METHODS
+SIMILARITY_METHODS = ("taskemb", "textemb", "semb", "fused")
+METHODS = ("random", "datasize", *SIMILARITY_METHODS, "learned", "oracle")
+COMPONENT_PREFIX = "taskemb:"  # "taskemb:cls", "taskemb:layer3.output"; "taskemb:*" = all
+
+
+class Ranker(Protocol):
+    def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
+        """``candidates`` (never including ``target``) ordered best first."""
+        ...
+
+
+@dataclass
+class Library:
+    """What rankers may know about tasks: their specs, training sizes and embeddings.
+
+    ``embeddings`` maps task -> method -> embedding; it may be empty for rankers that need none.
+    Similarities are computed once per (target, source) pair and kept.
+    """
+
+    specs: dict[str, TaskSpec]
+    sizes: dict[str, int]
+    embeddings: dict[str, dict[str, TaskEmbedding]] = field(default_factory=dict)
+    _similarity_cache: dict[tuple[str, str], dict[str, float]] = field(
+        default_factory=dict, repr=False
+    )
+    _ranking_cache: dict[tuple, list[str]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_tasks(
+        cls,
+        tasks: Iterable[TaskData],
+        embed: Callable[[TaskData], Mapping[str, TaskEmbedding]] | None = None,
+    ) -> Library:
+        """Specs and sizes of ``tasks``, plus their embeddings when ``embed`` is given."""
+        tasks = list(tasks)
+        return cls(
+            specs={t.name: t.spec for t in tasks},
+            sizes={t.name: len(t.train) for t in tasks},
+            embeddings={t.name: dict(embed(t)) for t in tasks} if embed else {},
+        )
+
+    def require(self, names: Iterable[str], methods: Iterable[str] = ()) -> None:
+        """Raise a ValueError naming every task the library lacks (or lacks embeddings for)."""
+        names = sorted(set(names))
+        unknown = [n for n in names if n not in self.specs]
+        if unknown:
+            raise ValueError(f"not in the task library: {', '.join(unknown)}")
+        for method in methods:
+            bare = [n for n in names if method not in self.embeddings.get(n, {})]
+            if bare:
+                raise ValueError(f"no {method} embedding for: {', '.join(bare)}")
+
+    def similarities(self, target: str, source: str) -> dict[str, float]:
+        """Cosine per method and component, keyed ``"<method>.<component>"``."""
+        key = (target, source)
+        if key not in self._similarity_cache:
+            sims: dict[str, float] = {}
+            mine, theirs = self.embeddings.get(target, {}), self.embeddings.get(source, {})
+            for method in EMBEDDING_METHODS:
+                if method in mine and method in theirs:
+                    pairs = component_similarities(mine[method], theirs[method])
+                    sims.update({f"{method}.{c}": v for c, v in pairs.items()})
+            self._similarity_cache[key] = sims
+        return self._similarity_cache[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rankers that need no transfer results
+
+
+@dataclass
+class SimilarityRanker:
+    """Cosine similarity of embeddings, fused over components (and methods) by RRF."""
+
+    library: Library
+    method: str = "fused"
+
+    def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
+        # A pure function of the library: kept, as leave-one-out asks the same question often.
+        key = (self.method, target, tuple(candidates))
+        cache = self.library._ranking_cache
+        if key not in cache:
+            pool = {c: self.library.embeddings[c] for c in candidates}
+            ranked = rank_library(self.library.embeddings[target], pool, self.method)
+            cache[key] = [r.task for r in ranked]
+        return list(cache[key])
+
+
+@dataclass
+class ComponentRanker:
+    """One TaskEmb component's cosine similarity (``layer3.output``, ``cls``, ...)."""
+
+    library: Library
+    component: str
+
+    def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
+        key = f"taskemb.{self.component}"
+        sims = {c: self.library.similarities(target, c).get(key, -math.inf) for c in candidates}
+        return sorted(candidates, key=lambda c: (-sims[c], c))
+
+
+@dataclass
+class DataSizeRanker:
+    """The largest source (most training rows in the library) first."""
+
+    library: Library
+
+    def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
+        return sorted(candidates, key=lambda c: (-self.library.sizes[c], c))
+
+
+@dataclass
+class OracleRanker:
+    """The measured truth: highest mean gain first. An upper bound, never a recommendation."""
+
+    truth: Outcomes
+
+    def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
+        gains = self.truth[target]
+        return sorted(candidates, key=lambda c: (-gains[c].gain, c))
+
+
+# ---------------------------------------------------------------------------------------------
+# The learned ranker
+
+
+@dataclass(frozen=True)
+class LearnedConfig:
+    """Hyper-parameters of :class:`LearnedRanker` (stored with it)."""
+
+    alpha: float = 10.0  # ridge penalty on standardised features
+    shrinkage: float = 3.0  # κ: a source measured on n other targets gets model weight n / (n + κ)
+    # Leaned on where evidence is thin: "datasize", a similarity method, or "auto" — whichever of
+    # those put the truly best source highest on the measured targets (ties: the earlier one).
+    prior: str = "auto"
+    min_targets: int = 3  # fewer measured targets than this: the prior alone
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Model:
+    """Ridge regression in closed form on standardised features: explainable, tiny to store."""
+
+    features: list[str]
+    mean: np.ndarray  # (features,)
+    scale: np.ndarray  # (features,)
+    coef: np.ndarray  # (features,)
+    intercept: float
+
+    @classmethod
+    def fit(cls, names: list[str], x: np.ndarray, y: np.ndarray, alpha: float) -> _Model:
+        mean, scale = x.mean(0), x.std(0)
+        scale[scale == 0] = 1.0
+        z = (x - mean) / scale  # (pairs, features)
+        # (ZᵀZ + αI) w = Zᵀ(y - ȳ): z is centred, so the intercept is ȳ and is not penalised.
+        coef = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+        return cls(names, mean, scale, coef, float(y.mean()))
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / self.scale * self.coef  # (pairs, features)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.contributions(x).sum(1) + self.intercept  # (pairs,)
+
+    def to_dict(self) -> dict:
+        return {
+            "features": self.features,
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> _Model:
+        arrays = {k: np.asarray(data[k], dtype=float) for k in ("mean", "scale", "coef")}
+        return cls(list(data["features"]), **arrays, intercept=float(data["intercept"]))
+
+
+class LearnedRanker:
+    """Ranks sources by a ridge model of their normalised gain, shrunk toward similarity.
+
+    For a (target t, source s) pair the features are: the cosine of every embedding component
+    (standardised among t's candidates, since only the order within a target matters), the log
+    of s's size, whether s has t's task type and family, and s's record as a donor on *other*
+    targets — mean gain percentile, win rate (share of targets it improved) and mean percentile on
+    targets of t's type. The label is the within-target percentile of the measured mean gain (1 =
+    best source of that target). Donor features of a training pair never include that pair's own
+    target, so the model cannot learn to copy its label.
+
+    The model's percentile among the candidates is blended with a prior ranking's (similarity or
+    size; with ``prior="auto"`` the one that did best on the measured targets): ``w = n / (n + κ)``
+    for a source measured as a donor on ``n`` targets, so an unmeasured source is placed by the
+    prior alone. ``fit`` can be called again as new results arrive.
+    """
+
+    def __init__(self, library: Library, config: LearnedConfig = LearnedConfig()) -> None:
+        self.library = library
+        self.config = config
+        self.evidence: Outcomes = {}
+        self.model: _Model | None = None
+        self.prior = config.prior if config.prior != "auto" else PRIOR_CHOICES[-1]
+        self._donors = _DonorStats({}, library)
+
+    def fit(self, rows: Iterable[TransferRow]) -> LearnedRanker:
+        """(Re)train on every measured (target, source) pair in ``rows``."""
+        return self.fit_outcomes(outcomes(rows))
+
+    def update(self, rows: Iterable[TransferRow]) -> LearnedRanker:
+        """Add new results to the evidence kept so far (newer pairs replace older) and refit."""
+        merged = {t: dict(s) for t, s in self.evidence.items()}
+        for target, sources in outcomes(rows).items():
+            merged.setdefault(target, {}).update(sources)
+        return self.fit_outcomes(merged)
+
+    def fit_outcomes(self, evidence: Outcomes) -> LearnedRanker:
+        self.evidence = {t: dict(s) for t, s in evidence.items() if len(s) >= 2}
+        self._donors = _DonorStats(self.evidence, self.library)
+        self.prior = self._choose_prior() if self.config.prior == "auto" else self.config.prior
+        self.model = None
+        if len(self.evidence) >= self.config.min_targets:
+            x, y = self._training_set()
+            self.model = _Model.fit(self._feature_names(), x, y, self.config.alpha)
+        return self
+
+    def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
+        scores = self.scores(target, candidates)
+        return sorted(candidates, key=lambda c: (-scores[c]["score"], c))
+
+    def scores(self, target: str, candidates: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Per candidate: blended score, model and prior percentiles, model weight, features."""
+        candidates = [c for c in candidates if c != target]
+        prior_order = _prior_ranker(self.library, self.prior).rank(target, candidates)
+        prior = _percentiles({c: -i for i, c in enumerate(prior_order)})
+        donors = self._donors.without(target)
+        if self.model is None:
+            return {c: {"score": prior[c], "prior": prior[c], "weight": 0.0} for c in candidates}
+        x = self._features(target, candidates, donors)
+        model = _percentiles(dict(zip(candidates, self.model.predict(x), strict=True)))
+        result = {}
+        for c, row in zip(candidates, x, strict=True):
+            n = donors.count(c)
+            w = n / (n + self.config.shrinkage)
+            result[c] = {
+                "score": w * model[c] + (1 - w) * prior[c],
+                "model": model[c],
+                "prior": prior[c],
+                "weight": w,
+                **dict(zip(self.model.features, row.tolist(), strict=True)),
+            }
+        return result
+
+    def coefficients(self) -> dict[str, float]:
+        """The model's weight per standardised feature (empty before it is fitted)."""
+        if self.model is None:
+            return {}
+        return dict(zip(self.model.features, self.model.coef.tolist(), strict=True))
+
+    # --- persistence -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "prior": self.prior,
+            "model": self.model.to_dict() if self.model else None,
+            "evidence": [
+                {"target": t, "source": s, **asdict(o)}
+                for t, sources in sorted(self.evidence.items())
+                for s, o in sorted(sources.items())
+            ],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, library: Library) -> LearnedRanker:
+        """A saved ranker; its features are recomputed from ``library`` at ranking time."""
+        data = json.loads(Path(path).read_text())
+        ranker = cls(library, LearnedConfig(**data["config"]))
+        for item in data["evidence"]:
+            outcome = Outcome(item["score"], item["gain"], item["seeds"])
+            ranker.evidence.setdefault(item["target"], {})[item["source"]] = outcome
+        ranker.model = _Model.from_dict(data["model"]) if data["model"] else None
+        ranker.prior = data.get("prior", ranker.prior)
+        ranker._donors = _DonorStats(ranker.evidence, library)
+        return ranker
+
+    def _choose_prior(self) -> str:
+        """The prior whose rankings put each measured target's best source highest, on average."""
+        options = [m for m in PRIOR_CHOICES if self._can_rank(m)]
+        if not self.evidence or len(options) == 1:
+            return options[-1]
+
+        def loss(method: str) -> float:
+            ranker = _prior_ranker(self.library, method)
+            places = []
+            for target, measured in self.evidence.items():
+                ranking = ranker.rank(target, sorted(measured))
+                best = max(measured, key=lambda s: measured[s].gain)
+                places.append(ranking.index(best) / (len(ranking) - 1))  # 0 = first
+            return float(np.mean(places))
+
+        return min(options, key=lambda m: (loss(m), options.index(m)))
+
+    def _can_rank(self, method: str) -> bool:
+        needed = _EMBEDDINGS_READ.get(method, ())
+        names = {n for t, measured in self.evidence.items() for n in (t, *measured)}
+        names = names or set(self.library.specs)
+        return all(m in self.library.embeddings.get(n, {}) for n in names for m in needed)
+
+    # --- features --------------------------------------------------------------------------
+
+    def _feature_names(self) -> list[str]:
+        """Similarity components every measured pair has, then the pair features."""
+        pairs = [(t, s) for t, measured in self.evidence.items() for s in measured]
+        keys = [set(self.library.similarities(t, s)) for t, s in pairs]
+        similarity = sorted(set.intersection(*keys)) if keys else []
+        return [*(f"sim:{k}" for k in similarity), *_PAIR_FEATURES]
+
+    def _training_set(self) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        names = self._feature_names()
+        for target, measured in sorted(self.evidence.items()):
+            candidates = sorted(measured)
+            donors = self._donors.without(target)
+            xs.append(self._features(target, candidates, donors, names))
+            ys.append(list(_percentiles({c: measured[c].gain for c in candidates}).values()))
+        return np.vstack(xs), np.concatenate(ys)
+
+    def _features(
+        self,
+        target: str,
+        candidates: Sequence[str],
+        donors: _DonorView,
+        names: list[str] | None = None,
+    ) -> np.ndarray:
+        names = names or (self.model.features if self.model else self._feature_names())
+        sims = [k.removeprefix("sim:") for k in names if k.startswith("sim:")]
+        table = [self.library.similarities(target, c) for c in candidates]
+        similarity = np.array([[row.get(k, np.nan) for k in sims] for row in table])
+        similarity = similarity.reshape(len(candidates), len(sims))
+        similarity = _standardise_columns(similarity)  # (candidates, components)
+        spec = self.library.specs[target]
+        pair = np.array(
+            [
+                [
+                    math.log1p(self.library.sizes[c]),
+                    float(self.library.specs[c].type == spec.type),
+                    float(spec.family is not None and self.library.specs[c].family == spec.family),
+                    donors.mean_percentile(c),
+                    donors.win_rate(c),
+                    donors.mean_percentile(c, task_type=spec.type),
+                ]
+                for c in candidates
+            ]
+        ).reshape(len(candidates), len(_PAIR_FEATURES))
+        return np.hstack([similarity, pair])  # (candidates, features)
+
+
+PRIOR_CHOICES = ("datasize", "semb", "textemb", "taskemb", "fused")  # "auto" falls back: last
+
+
+def _prior_ranker(library: Library, method: str) -> Ranker:
+    if method == "datasize":
+        return DataSizeRanker(library)
+    return SimilarityRanker(library, method)
+
+
+_PAIR_FEATURES = (
+    "log_size",
+    "type_match",
+    "family_match",
+    "donor_percentile",
+    "donor_win_rate",
+    "donor_percentile_same_type",
+)
+
+
+class _DonorStats:
+    """Each source's record as a donor, summed over the targets in ``evidence``.
+
+    ``without(target)`` gives the record on the *other* targets by subtracting that target's
+    share, so leave-one-out features cost no second pass over the evidence.
+    """
+
+    def __init__(self, evidence: Outcomes, library: Library) -> None:
+        self.types = {t: library.specs[t].type for t in evidence}
+        self.pct = {t: _percentiles({s: o.gain for s, o in m.items()}) for t, m in evidence.items()}
+        self.wins = {t: {s: float(o.gain > 0) for s, o in m.items()} for t, m in evidence.items()}
+        self.pct_sum: dict[tuple, float] = defaultdict(float)  # (source, type or None) -> sum
+        self.pct_n: dict[tuple, int] = defaultdict(int)
+        self.win_sum: dict[str, float] = defaultdict(float)
+        for target, pcts in self.pct.items():
+            for source, pct in pcts.items():
+                for key in ((source, None), (source, self.types[target])):
+                    self.pct_sum[key] += pct
+                    self.pct_n[key] += 1
+                self.win_sum[source] += self.wins[target][source]
+
+    def without(self, target: str) -> _DonorView:
+        return _DonorView(self, target)
+
+
+@dataclass
+class _DonorView:
+    """A source's donor record on every target but ``excluded``."""
+
+    stats: _DonorStats
+    excluded: str
+
+    def _share(self, source: str, task_type=None) -> tuple[float, int]:
+        """(percentile sum, count) of ``source`` over the kept targets (of ``task_type``)."""
+        s, key = self.stats, (source, task_type)
+        total, n = s.pct_sum.get(key, 0.0), s.pct_n.get(key, 0)
+        mine = s.pct.get(self.excluded, {})
+        if source in mine and (task_type is None or s.types[self.excluded] == task_type):
+            total, n = total - mine[source], n - 1
+        return total, n
+
+    def count(self, source: str) -> int:
+        return self._share(source)[1]
+
+    def mean_percentile(self, source: str, task_type=None) -> float:
+        """Mean within-target gain percentile (all types if none of ``task_type``; else 0.5)."""
+        total, n = self._share(source, task_type)
+        if n == 0 and task_type is not None:
+            return self.mean_percentile(source)
+        return total / n if n else 0.5
+
+    def win_rate(self, source: str) -> float:
+        """Share of kept targets it improved (the rate over all pairs when unmeasured)."""
+        s, n = self.stats, self.count(source)
+        if n:
+            return (s.win_sum[source] - s.wins.get(self.excluded, {}).get(source, 0.0)) / n
+        kept = [w for t, ws in s.wins.items() if t != self.excluded for w in ws.values()]
+        return float(np.mean(kept)) if kept else 0.5
+
+
+def _percentiles(values: Mapping[str, float]) -> dict[str, float]:
+    """Within-list rank percentile: 1 for the highest value, 0 for the lowest, ties averaged."""
+    from scipy.stats import rankdata
+
+    names = list(values)
+    if len(names) == 1:
+        return {names[0]: 1.0}
+    ranks = rankdata([values[n] for n in names])  # 1 = lowest
+    return {n: float((r - 1) / (len(names) - 1)) for n, r in zip(names, ranks, strict=True)}
+
+
+def _standardise_columns(x: np.ndarray) -> np.ndarray:
+    """Centre and scale each column among one target's candidates; missing values become 0."""
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(x, 0) if x.size else np.zeros(x.shape[1])
+        std = np.nanstd(x, 0) if x.size else np.ones(x.shape[1])
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    return np.nan_to_num((x - mean) / std)
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a ranker by method name
+
+
+def expand_methods(methods: Iterable[str], library: Library) -> list[str]:
+    """Method names with ``taskemb:*`` replaced by one ``taskemb:<component>`` per component."""
+    expanded: list[str] = []
+    for method in methods:
+        if method == f"{COMPONENT_PREFIX}*":
+            embedded = [e["taskemb"] for e in library.embeddings.values() if "taskemb" in e]
+            components = embedded[0].component_names() if embedded else []
+            expanded += [f"{COMPONENT_PREFIX}{c}" for c in components]
+        elif method in METHODS or method.startswith(COMPONENT_PREFIX):
+            expanded.append(method)
+        else:
+            raise ValueError(
+                f"unknown method {method!r}; choose from {', '.join(METHODS)}, "
+                f"{COMPONENT_PREFIX}<component> or {COMPONENT_PREFIX}*"
+            )
+    return list(dict.fromkeys(expanded))
+
+
+_EMBEDDINGS_READ = {
+    "taskemb": ("taskemb",),
+    "textemb": ("textemb",),
+    "semb": ("semb",),
+    "fused": ("taskemb", "textemb"),
+    "learned": ("taskemb", "textemb", "semb"),  # every similarity is a feature
+}
+
+
+def embedding_methods_needed(methods: Iterable[str]) -> set[str]:
+    """Which embedding methods the named ranking methods read."""
+    needed: set[str] = set()
+    for method in methods:
+        key = "taskemb" if method.startswith(COMPONENT_PREFIX) else method
+        needed.update(_EMBEDDINGS_READ.get(key, ()))
+    return needed
+
+
+def build_ranker(
+    method: str,
+    library: Library,
+    evidence: Sequence[TransferRow] = (),
+    learned: LearnedConfig = LearnedConfig(),
+) -> Ranker:
+    """The ranker for ``method``, trained on ``evidence`` where it learns (``learned`` only).
+
+    ``random`` and ``oracle`` are not rankers here: evaluation scores random by its exact
+    expectation and builds the oracle from the held-out truth itself.
+    """
+    if method in SIMILARITY_METHODS:
+        return SimilarityRanker(library, method)
+    if method.startswith(COMPONENT_PREFIX):
+        return ComponentRanker(library, method.removeprefix(COMPONENT_PREFIX))
+    if method == "datasize":
+        return DataSizeRanker(library)
+    if method == "learned":
+        return LearnedRanker(library, learned).fit(evidence)
+    raise ValueError(f"{method!r} has no ranker of its own (random and oracle are evaluation-only)")

@@ -1,0 +1,155 @@
+"""Transfer results: the CSV rows a sweep writes (or a user brings), and their per-pair means.
+
+One row per (source, target, seed): ``source,target,seed,score,baseline,gain,metric``, where
+``score`` is the target's validation score after transfer from ``source``, ``baseline`` the same
+target and seed trained from the plain encoder, and ``gain = score - baseline``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import IO
+
+FIELDS = ("source", "target", "seed", "score", "baseline", "gain", "metric")
+
+
+@dataclass(frozen=True)
+class TransferRow:
+    """One measured transfer: ``source`` → ``target`` with ``seed``, next to its baseline."""
+
+    source: str
+    target: str
+    seed: int
+    score: float
+    baseline: float
+    gain: float
+    metric: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.source, self.target, self.seed)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A (source, target) pair's mean over its seeds."""
+
+    score: float
+    gain: float
+    seeds: int
+
+
+Outcomes = dict[str, dict[str, Outcome]]  # target -> source -> outcome
+
+
+def outcomes(rows: Iterable[TransferRow]) -> Outcomes:
+    """Mean score and gain per (target, source) over the seeds measured; self-transfers dropped."""
+    grouped: dict[tuple[str, str], list[TransferRow]] = defaultdict(list)
+    for row in rows:
+        if row.source != row.target:
+            grouped[(row.target, row.source)].append(row)
+    result: Outcomes = defaultdict(dict)
+    for (target, source), group in sorted(grouped.items()):
+        result[target][source] = Outcome(
+            score=statistics.fmean(r.score for r in group),
+            gain=statistics.fmean(r.gain for r in group),
+            seeds=len(group),
+        )
+    return dict(result)
+
+
+def read_results(path: str | Path) -> list[TransferRow]:
+    """Rows of a results CSV; a torn last line (a write cut short by a crash) is ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results file at {path}")
+    text = path.read_text(encoding="utf-8")
+    if _is_torn(text):
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = reader.fieldnames or []
+    missing = [f for f in ("source", "target", "seed", "score") if f not in columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {FIELDS})")
+    rows = []
+    for number, line in enumerate(reader, start=2):
+        try:
+            rows.append(_parse(line))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: bad row ({exc})") from None
+    return rows
+
+
+def _is_torn(text: str) -> bool:
+    """True when the last line has no newline and fewer cells than the header: a cut write."""
+    if not text or text.endswith("\n") or "\n" not in text:
+        return False
+    header, last = text.splitlines()[0], text.splitlines()[-1]
+    cells = lambda line: len(next(csv.reader([line]), []))  # noqa: E731
+    return cells(last) < cells(header)
+
+
+def _parse(line: dict[str, str | None]) -> TransferRow:
+    score = float(line["score"])  # type: ignore[arg-type]
+    baseline = float(line["baseline"]) if line.get("baseline") not in (None, "") else None
+    gain = float(line["gain"]) if line.get("gain") not in (None, "") else None
+    if gain is None and baseline is None:
+        raise ValueError("a row needs a gain or a baseline")
+    baseline = baseline if baseline is not None else score - gain  # type: ignore[operator]
+    return TransferRow(
+        source=str(line["source"]),
+        target=str(line["target"]),
+        seed=int(line["seed"]),  # type: ignore[arg-type]
+        score=score,
+        baseline=baseline,
+        gain=gain if gain is not None else score - baseline,
+        metric=line.get("metric") or "",
+    )
+
+
+class ResultsWriter:
+    """Appends rows to a CSV one at a time, each flushed and fsynced before the next run starts."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._handle: IO[str] | None = None
+
+    def __enter__(self) -> ResultsWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if not fresh:
+            repair_tail(self.path)
+        self._handle = self.path.open("a", newline="", encoding="utf-8")
+        if fresh:
+            self._write(FIELDS)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle:
+            self._handle.close()
+            self._handle = None
+
+    def write(self, row: TransferRow) -> None:
+        self._write(astuple(row))
+
+    def _write(self, values: tuple) -> None:
+        assert self._handle is not None, "use ResultsWriter as a context manager"
+        csv.writer(self._handle, lineterminator="\n").writerow(values)
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+
+def repair_tail(path: Path) -> None:
+    """Before appending: cut a torn last line, or end a complete one that lacks its newline."""
+    text = path.read_text(encoding="utf-8")
+    if _is_torn(text):
+        path.write_text(text[: text.rfind("\n") + 1], encoding="utf-8")
+    elif text and not text.endswith("\n"):
+        path.write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,387 @@
+"""Transfer sweeps: every source × target × seed, measured next to its baseline, resumably.
+
+Recipe: (1) every target × seed is trained from the plain encoder once — the baseline shared by
+all sources; (2) every source is trained once (with ``source_seed``, whatever the seeds) and its
+encoder cached on disk as a checkpoint; (3) every target × seed is trained from each source's
+encoder. Each finished run is appended to the results CSV (``source,target,seed,score,baseline,
+gain,metric``) and fsynced before the next starts; baselines go to a sidecar CSV the same way.
+
+Resuming is reading those files: anything recorded is skipped, a checkpoint found on disk is
+loaded instead of trained, and a crash or ``kill -9`` loses at most the run in flight.
+A sidecar ``.sweep.json`` pins the settings that decide the numbers, so a CSV never mixes runs
+made under different settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from workers.data.sampling import REGIMES, apply_regime
+from workers.data.schema import TaskData
+from workers.encoder import EncoderRef, load_encoder, load_tokenizer, pick_device
+from workers.features import FeatureConfig
+from workers.finetune import TrainConfig, save_checkpoint, train_stage
+from workers.heads import TaskModel
+from workers.selection.results import ResultsWriter, TransferRow, read_results, repair_tail
+from workers.transfer import train_target
+
+EVAL_SEED = 0  # every seed and source is scored on the same validation rows
+
+# What each regime means when a size is not given: (source rows, target rows, eval rows, features)
+REGIME_DEFAULTS: dict[str, dict] = {
+    "limited": {
+        "source_n": REGIMES["limited"],  # 1,000
+        "target_n": 200,
+        "eval_n": 500,
+        "features": FeatureConfig(max_length=128, qa_max_length=256, doc_stride=64),
+    },
+    "full": {"source_n": None, "target_n": None, "eval_n": None, "features": FeatureConfig()},
+}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What decides a sweep's numbers (pinned in its ``.sweep.json``), plus seeds and device."""
+
+    regime: str = "limited"
+    source_n: int | None = None  # None: the regime's default (limited: 1,000; full: all rows)
+    target_n: int | None = None  # None: limited 200, full all
+    eval_n: int | None = None  # None: limited 500, full all
+    seeds: tuple[int, ...] = (0, 1, 2)
+    source_seed: int = 0
+    source_epochs: float = 2.0
+    target_epochs: float = 5.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_length: int | None = None  # None: the regime's (limited: 128)
+    max_steps: int | None = None  # caps every stage (smoke runs)
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.regime not in REGIME_DEFAULTS:
+            raise ValueError(f"unknown regime {self.regime!r} (limited or full)")
+        if not self.seeds:
+            raise ValueError("a sweep needs at least one seed")
+
+    def sizes(self) -> tuple[int | None, int | None, int | None]:
+        """(source rows, target rows, eval rows) after regime defaults."""
+        d = REGIME_DEFAULTS[self.regime]
+        pick = lambda given, key: d[key] if given is None else given  # noqa: E731
+        return (
+            pick(self.source_n, "source_n"),
+            pick(self.target_n, "target_n"),
+            pick(self.eval_n, "eval_n"),
+        )
+
+    def features(self) -> FeatureConfig:
+        base: FeatureConfig = REGIME_DEFAULTS[self.regime]["features"]
+        if self.max_length is None:
+            return base
+        return FeatureConfig(self.max_length, base.qa_max_length, base.doc_stride)
+
+    def train_config(self, stage: str) -> TrainConfig:
+        epochs = self.source_epochs if stage == "source" else self.target_epochs
+        return TrainConfig(
+            epochs=epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            max_steps=self.max_steps,
+            features=self.features(),
+            device=self.device,
+        )
+
+    def pinned(self, encoder: EncoderRef) -> dict:
+        """The settings a results file must keep: all but seeds and device."""
+        data = asdict(self)
+        for key in ("seeds", "device"):
+            data.pop(key)
+        source_n, target_n, eval_n = self.sizes()
+        data.update(source_n=source_n, target_n=target_n, eval_n=eval_n)
+        data.update(features=asdict(self.features()), encoder=encoder.id)
+        return data
+
+
+@dataclass
+class SweepPaths:
+    """The results CSV and, next to it, its baselines and pinned settings; checkpoints anywhere."""
+
+    results: Path
+    checkpoints: Path
+
+    @property
+    def baselines(self) -> Path:
+        return self.results.with_suffix(".baselines.csv")
+
+    @property
+    def settings(self) -> Path:
+        return self.results.with_suffix(".sweep.json")
+
+
+@dataclass(frozen=True)
+class SweepEvent:
+    """Progress: ``kind`` is "plan", "step", "source", "baseline" or "transfer"."""
+
+    kind: str
+    label: str
+    done: int = 0
+    total: int = 0
+    row: TransferRow | None = None
+
+
+SweepCallback = Callable[[SweepEvent], None]
+
+
+@dataclass
+class SweepReport:
+    """What this call did; runs found already finished count as ``skipped``."""
+
+    sources_trained: int = 0
+    sources_loaded: int = 0
+    baselines_run: int = 0
+    transfers_run: int = 0
+    skipped: int = 0
+    rows: list[TransferRow] = field(default_factory=list)
+
+
+class SweepSettingsError(ValueError):
+    """The results file was made under other settings than this sweep's."""
+
+
+def run_sweep(
+    sources: Sequence[TaskData],
+    targets: Sequence[TaskData],
+    encoder: EncoderRef,
+    paths: SweepPaths,
+    config: SweepConfig = SweepConfig(),
+    on_event: SweepCallback | None = None,
+) -> SweepReport:
+    """Run (or resume) the sweep; returns what this call did."""
+    sweep = _Sweep(sources, targets, encoder, paths, config, on_event or (lambda e: None))
+    return sweep.run()
+
+
+class _Sweep:
+    def __init__(self, sources, targets, encoder, paths, config, emit) -> None:
+        self.sources, self.targets = list(sources), list(targets)
+        self.ref, self.paths, self.config, self.emit = encoder, paths, config, emit
+        self.report = SweepReport()
+        _pin_settings(paths.settings, config.pinned(encoder))
+        found = read_results(paths.results) if paths.results.exists() else []
+        self.done = {r.key for r in found}
+        self.baselines = _read_baselines(paths.baselines)
+        self._plain = None
+        self._finished = 0
+
+    def run(self) -> SweepReport:
+        seeds = self.config.seeds
+        baselines = [(t, s) for t in self.targets for s in seeds]
+        baselines = [(t, s) for t, s in baselines if (t.name, s) not in self.baselines]
+        todo = {src.name: self._pending(src) for src in self.sources}
+        self._total = len(baselines) + sum(len(p) for p in todo.values())
+        planned = len(self.targets) * len(seeds) + sum(
+            len(seeds) * sum(t.name != src.name for t in self.targets) for src in self.sources
+        )
+        self.report.skipped = planned - self._total
+        self.emit(SweepEvent("plan", "sweep", 0, self._total))
+        for target, seed in baselines:
+            self._baseline(target, seed)
+        with ResultsWriter(self.paths.results) as writer:
+            for source in self.sources:
+                if todo[source.name]:
+                    encoder = self._source_encoder(source)
+                    for target, seed in todo[source.name]:
+                        self._transfer(source, encoder, target, seed, writer)
+        return self.report
+
+    def _pending(self, source: TaskData) -> list[tuple[TaskData, int]]:
+        return [
+            (t, s)
+            for t in self.targets
+            for s in self.config.seeds
+            if t.name != source.name and (source.name, t.name, s) not in self.done
+        ]
+
+    # --- stages ----------------------------------------------------------------------------
+
+    def _baseline(self, target: TaskData, seed: int) -> float:
+        score = self._train_target(target, self._plain_encoder(), seed, "baseline")
+        self.baselines[(target.name, seed)] = score
+        _append_baseline(self.paths.baselines, target, seed, score)
+        self.report.baselines_run += 1
+        self._finish("baseline", f"baseline {target.name} seed {seed}")
+        return score
+
+    def _transfer(self, source, encoder, target, seed, writer: ResultsWriter) -> None:
+        label = f"{source.name}->{target.name}"
+        score = self._train_target(target, encoder, seed, f"transfer:{source.name}")
+        baseline = self.baselines.get((target.name, seed))
+        if baseline is None:  # the sidecar was lost: measure it again rather than guess
+            baseline = self._baseline(target, seed)
+        row = TransferRow(
+            source.name,
+            target.name,
+            seed,
+            score,
+            baseline,
+            score - baseline,
+            target.spec.metric.value,
+        )
+        writer.write(row)
+        self.done.add(row.key)
+        self.report.transfers_run += 1
+        self.report.rows.append(row)
+        self._finish("transfer", f"{label} seed {seed}", row)
+
+    def _train_target(self, target: TaskData, encoder, seed: int, stage: str) -> float:
+        data = _target_data(target, self.config, seed)
+        result = train_target(
+            data,
+            encoder,
+            self._tokenizer,
+            self.config.train_config("target"),
+            seed,
+            stage,
+            self._step_progress,
+        )
+        return float(result.metrics[target.name]["score"])
+
+    def _source_encoder(self, source: TaskData):
+        """The source-trained encoder: loaded from its checkpoint, or trained and saved first."""
+        path = self.paths.checkpoints / f"{source.name}-{self._source_key(source)}"
+        if not (path / "checkpoint.json").is_file():
+            self._train_source(source, path)
+            self.report.sources_trained += 1
+            self._finish("source", f"source {source.name}", counts=False)
+        else:
+            self.report.sources_loaded += 1
+        encoder, _ = load_encoder(EncoderRef(source.name, path.name, str(path / "encoder")))
+        return _fresh_config(encoder).to(pick_device(self.config.device))
+
+    def _train_source(self, source: TaskData, path: Path) -> None:
+        source_n, _, _ = self.config.sizes()
+        seed = self.config.source_seed
+        data = apply_regime(source, self.config.regime, seed=seed, train_n=source_n, eval_n=0)
+        model = TaskModel(copy.deepcopy(self._plain_encoder()))
+        stage = train_stage(
+            model,
+            [TaskData(data.spec, {"train": data.train})],
+            self._tokenizer,
+            self.config.train_config("source"),
+            seed=self.config.source_seed,
+            evaluate_after=False,
+            stage=f"source:{source.name}",
+            progress=self._step_progress,
+        )
+        model.drop_heads()  # only the encoder carries over; no head, no task config
+        meta = {"source": source.name, "rows": stage.train_examples, "steps": stage.steps}
+        meta["sweep"] = self.config.pinned(self.ref)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_checkpoint(model, self._tokenizer, tmp, meta)
+        shutil.rmtree(path, ignore_errors=True)  # a half-written one from an older crash
+        os.replace(tmp, path)  # a checkpoint appears whole or not at all
+
+    def _source_key(self, source: TaskData) -> str:
+        """Checkpoint name: the source's data and every setting its stage depends on."""
+        source_n, _, _ = self.config.sizes()
+        c = self.config
+        payload = {
+            "data": source.content_hash(),
+            "encoder": self.ref.id,
+            "stage": [c.regime, source_n, c.source_seed, c.source_epochs, c.batch_size],
+            "optim": [c.learning_rate, c.max_steps, asdict(c.features())],
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _plain_encoder(self):
+        if self._plain is None:
+            encoder, _ = load_encoder(self.ref)
+            self._plain = encoder.to(pick_device(self.config.device))
+        return self._plain
+
+    @cached_property
+    def _tokenizer(self):
+        return load_tokenizer(self.ref)
+
+    def _step_progress(self, stage: str, step: int, total: int) -> None:
+        self.emit(SweepEvent("step", stage, step, total))
+
+    def _finish(self, kind: str, label: str, row: TransferRow | None = None, counts=True) -> None:
+        if counts:
+            self._finished += 1
+        self.emit(SweepEvent(kind, label, self._finished, self._total, row))
+
+
+def _fresh_config(encoder):
+    """Clear anything task-specific a checkpoint's config could carry into the target stage.
+
+    Our heads live outside the encoder, so the target's loss comes from the target's spec alone
+    and a saved encoder config has no ``problem_type``; clearing it guards foreign checkpoints.
+    """
+    encoder.config.problem_type = None
+    return encoder
+
+
+def _target_data(task: TaskData, config: SweepConfig, seed: int) -> TaskData:
+    """Training rows sampled with ``seed``; validation rows the same for every seed and source."""
+    _, target_n, eval_n = config.sizes()
+    train = apply_regime(task, config.regime, seed=seed, train_n=target_n, eval_n=0)
+    scored = apply_regime(task, config.regime, seed=EVAL_SEED, train_n=0, eval_n=eval_n)
+    return TaskData(task.spec, {"train": train.train, "validation": scored.validation})
+
+
+def _pin_settings(path: Path, pinned: dict) -> None:
+    """Write the sweep's settings next to its results, or refuse to mix with other settings."""
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found != json.loads(json.dumps(pinned)):
+            pinned = json.loads(json.dumps(pinned))
+            changed = sorted(k for k in pinned | found if found.get(k) != pinned.get(k))
+            raise SweepSettingsError(
+                f"{path} was made with other settings ({', '.join(changed)} differ): "
+                "write to another --out, or delete it to start over"
+            )
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(pinned, indent=2, default=str))
+
+
+BASELINE_FIELDS = ("target", "seed", "score", "metric")
+
+
+def _read_baselines(path: Path) -> dict[tuple[str, int], float]:
+    if not path.is_file():
+        return {}
+    found = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for line in csv.DictReader(handle):
+            try:
+                found[(line["target"], int(line["seed"]))] = float(line["score"])
+            except (TypeError, ValueError):
+                continue  # a line torn by a crash: that baseline is simply run again
+    return found
+
+
+def _append_baseline(path: Path, target: TaskData, seed: int, score: float) -> None:
+    fresh = not path.exists() or path.stat().st_size == 0
+    if not fresh:
+        repair_tail(path)
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        if fresh:
+            writer.writerow(BASELINE_FIELDS)
+        writer.writerow((target.name, seed, score, target.spec.metric.value))
+        handle.flush()
+        os.fsync(handle.fileno())
