@@ -19,7 +19,9 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.jobs.dispatch import Dispatcher
+    from service.recommendations.cache import ResultCache
     from service.recommendations.index import IndexStore
+    from service.recommendations.schemas import Recommendations
 
 
 @dataclass
@@ -29,6 +31,7 @@ class AppContext:
     session_factory: sessionmaker[Session]
     dispatcher: Dispatcher
     indexes: IndexStore
+    recommendations: ResultCache[Recommendations]
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def close(self) -> None:
@@ -39,6 +42,7 @@ class AppContext:
 def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> AppContext:
     """A context for ``settings``; the dispatcher defaults to Celery with a broker, else threads."""
     from service.jobs.dispatch import default_dispatcher
+    from service.recommendations.cache import ResultCache
     from service.recommendations.index import IndexStore
 
     engine = make_engine(settings.db_url)
@@ -47,5 +51,8 @@ def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> A
         engine=engine,
         session_factory=make_session_factory(engine),
         dispatcher=dispatcher or default_dispatcher(settings),
-        indexes=IndexStore(settings.index_dir),
+        indexes=IndexStore(
+            settings.index_dir, exact_max=settings.index_exact_max, nprobe=settings.index_nprobe
+        ),
+        recommendations=ResultCache(settings.recommend_cache_size, settings.recommend_cache_ttl_s),
     )

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     library_roots: list[Path] = []  # folders admins may register from, besides tasks_root
     register_library_on_start: bool = True  # `taskrec serve`: register tasks_root as the library
     recommend_candidates: int = 1000  # FAISS hits per component before rank fusion
+    index_exact_max: int = 20_000  # libraries up to this size are searched exactly; above: IVF
+    index_nprobe: int = 32  # inverted lists an approximate search visits (of √n)
+    recommend_cache_size: int = 10_000  # finished rankings kept per process; 0 disables
+    recommend_cache_ttl_s: float = 30.0  # how long a kept ranking may lag library counts
     search_threads: int | None = 1  # FAISS threads per search (requests run in parallel); None: all
     dashboard_dir: Path | None = None  # static dashboard served at /dashboard when set
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session
 
 from service.models import Embedding, Job, JobKind, Task
@@ -16,6 +16,19 @@ def for_task(session: Session, task_id: int, model: str | None = None) -> list[E
     if model is not None:
         query = query.where(Embedding.model == model)
     return list(session.scalars(query.order_by(Embedding.id)))
+
+
+def vector_rows(session: Session, task_id: int, model: str) -> list[Row]:
+    """(encoder_id, method, component, vector) of a task's embeddings, oldest first.
+
+    Plain rows, not ORM objects: the recommendations path reads these on every request.
+    """
+    query = (
+        select(Embedding.encoder_id, Embedding.method, Embedding.component, Embedding.vector)
+        .where(Embedding.task_id == task_id, Embedding.model == model)
+        .order_by(Embedding.id)
+    )
+    return list(session.execute(query))
 
 
 def replace(session: Session, task_id: int, encoder_id: str, methods: Iterable[str]) -> None:

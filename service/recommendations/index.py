@@ -1,7 +1,11 @@
 """FAISS indexes over library task vectors: one per (encoder id, method, component).
 
-Each index is an ``IndexIDMap2`` over ``IndexFlatIP`` holding L2-normalised vectors keyed by task
-id, so inner product is cosine and a task is added or removed without a rebuild. Files live in
+Each index holds L2-normalised vectors keyed by task id, so inner product is cosine and a task is
+added or removed without a rebuild. Up to ``exact_max`` tasks it is an exact scan
+(``IndexIDMap2`` over ``IndexFlatIP``); above that an inverted file (``IndexIVFFlat``, √n lists
+trained by k-means when the index is built, ``nprobe`` of them searched) keeps a query's cost
+far below a full scan of a 100,000-task library. ``bench/recommend.py`` measures its recall
+against the exact ranking. Files live in
 ``<data_dir>/indexes/<encoder>/<method>.<component>.faiss`` with a JSON sidecar recording the
 library version they reflect; the database's ``library_versions`` row says which version is
 current, so a missing or stale file is rebuilt from the database. Vectors from different encoders
@@ -42,6 +46,11 @@ class Snapshot:
     index: faiss.IndexIDMap2
     tasks: dict[int, tuple[str, str]]  # task id -> (name, type)
     by_type: dict[str, np.ndarray] = field(default_factory=dict)  # type -> task ids (int64)
+    nprobe: int = 32  # inverted lists searched (approximate indexes only)
+
+    @property
+    def exact(self) -> bool:
+        return not isinstance(self.index, faiss.IndexIVF)
 
     @property
     def size(self) -> int:
@@ -78,10 +87,19 @@ class Snapshot:
             selector = faiss.IDSelectorBatch(ids)
         elif exclude is not None:
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.array([exclude], "int64")))
-        params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        params = self._parameters(selector, allowed)
         scores, ids = self.index.search(query, min(k, self.size), params=params)  # (1, k) each
         found = ids[0] >= 0
         return list(zip(ids[0][found].tolist(), scores[0][found].tolist(), strict=True))
+
+    def _parameters(self, selector, allowed: np.ndarray | None):
+        if self.exact:
+            return faiss.SearchParameters(sel=selector) if selector is not None else None
+        # A filter that keeps a fraction of the library: search proportionally more lists, so
+        # about as many allowed vectors are scanned as without a filter.
+        share = 1.0 if allowed is None else max(allowed.size, 1) / max(self.size, 1)
+        nprobe = min(self.index.nlist, int(np.ceil(self.nprobe / share)))
+        return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
 
     def count(self, task_type: str | None = None, *, exclude: int | None = None) -> int:
         """How many tasks (of ``task_type``) this index holds, ``exclude`` not counted."""
@@ -110,8 +128,9 @@ class IndexDelta:
 class IndexStore:
     """Loads, searches, updates and rebuilds the indexes of one data directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, exact_max: int = 20_000, nprobe: int = 32) -> None:
         self.root = Path(root)
+        self.exact_max, self.nprobe = exact_max, nprobe
         self._snapshots: dict[IndexKey, Snapshot] = {}
         self._locks: dict[IndexKey, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -129,7 +148,7 @@ class IndexStore:
             if cached is not None and cached.version == version:
                 return cached
             snapshot = self._read(key)
-            if snapshot is None or snapshot.version != version:
+            if snapshot is None or snapshot.version != version or not self._fits(snapshot):
                 snapshot = self._rebuild(key, version, *loader())
             self._snapshots[key] = snapshot
             return snapshot
@@ -148,6 +167,9 @@ class IndexStore:
                     self._drop(key)  # missed a change: rebuilt from the database when next used
                     continue
                 updated = _updated(current, delta)
+                if not self._fits(updated):
+                    self._drop(key)  # grew past (or shrank under) exact_max: rebuilt when used
+                    continue
                 self._write(updated)
                 self._snapshots[key] = updated
 
@@ -158,13 +180,18 @@ class IndexStore:
             return snapshot
 
     def _rebuild(self, key, version, ids, vectors, tasks, dim) -> Snapshot:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        matrix = normalised(np.vstack(vectors)) if ids else np.zeros((0, dim), "float32")
+        index = new_index(matrix, self.exact_max)
         if ids:
-            index.add_with_ids(normalised(np.vstack(vectors)), np.asarray(ids, dtype="int64"))
-        snapshot = _snapshot(key, version, dim, index, dict(tasks))
+            index.add_with_ids(matrix, np.asarray(ids, dtype="int64"))
+        snapshot = _snapshot(key, version, dim, index, dict(tasks), self.nprobe)
         self._write(snapshot)
         log.info("rebuilt index %s at version %s (%s vectors)", key, version, snapshot.size)
         return snapshot
+
+    def _fits(self, snapshot: Snapshot) -> bool:
+        """Exact below ``exact_max``, approximate above (a changed setting rebuilds)."""
+        return snapshot.exact == (snapshot.size <= self.exact_max)
 
     # -- files ------------------------------------------------------------------------------
 
@@ -192,7 +219,7 @@ class IndexStore:
         tasks = {int(i): (n, t) for i, (n, t) in meta["tasks"].items()}
         if index.ntotal != len(tasks):
             return None  # torn pair of files: rebuild
-        return _snapshot(key, int(meta["version"]), int(meta["dim"]), index, tasks)
+        return _snapshot(key, int(meta["version"]), int(meta["dim"]), index, tasks, self.nprobe)
 
     def _write(self, snapshot: Snapshot) -> None:
         index_path, meta_path = self._paths(snapshot.key)
@@ -231,6 +258,20 @@ class IndexStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def new_index(matrix: np.ndarray, exact_max: int) -> faiss.Index:
+    """An empty index for ``matrix``'s vectors: exact up to ``exact_max`` rows, else an inverted
+    file with √n lists trained on ``matrix`` (the caller adds the vectors with their ids)."""
+    rows, dim = matrix.shape
+    if rows <= exact_max:
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    lists = max(1, int(np.sqrt(rows)))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+    index.cp.max_points_per_centroid = 64  # k-means on a sample: a rebuild takes seconds
+    index.train(matrix)
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove and reconstruct by id
+    return index
+
+
 def normalised(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (all-zero rows stay zero: cosine 0, as the engine has it)."""
     matrix = np.ascontiguousarray(matrix, dtype="float32").copy()
@@ -239,12 +280,12 @@ def normalised(matrix: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def _snapshot(key, version, dim, index, tasks) -> Snapshot:
+def _snapshot(key, version, dim, index, tasks, nprobe: int = 32) -> Snapshot:
     by_type: dict[str, list[int]] = {}
     for task_id, (_, task_type) in tasks.items():
         by_type.setdefault(task_type, []).append(task_id)
     arrays = {t: np.asarray(sorted(ids), dtype="int64") for t, ids in by_type.items()}
-    return Snapshot(key, version, dim, index, tasks, arrays)
+    return Snapshot(key, version, dim, index, tasks, arrays, nprobe)
 
 
 def _updated(current: Snapshot, delta: IndexDelta) -> Snapshot:
@@ -261,4 +302,4 @@ def _updated(current: Snapshot, delta: IndexDelta) -> Snapshot:
             normalised(np.vstack([added[i] for i in ids])), np.asarray(ids, dtype="int64")
         )
         tasks.update({i: delta.tasks[i] for i in ids})
-    return _snapshot(current.key, delta.new_version, current.dim, index, tasks)
+    return _snapshot(current.key, delta.new_version, current.dim, index, tasks, current.nprobe)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from service.auth.dependencies import CurrentOwner
 from service.auth.exceptions import NotAuthenticated
@@ -44,12 +44,15 @@ def recommendations(
     method: RankMethod | None = None,
     type: TaskTypeName | None = None,
     model: str | None = None,
-) -> Recommendations:
+) -> Response:
     """The nearest library tasks, best first, with per-component evidence (409 until embedded)."""
     chosen = method or context.settings.default_method
-    return service.recommend(
+    result = service.recommend(
         session, context, task, k=k, method=chosen, task_type=type, model=model
     )
+    # Serialised by pydantic directly: FastAPI's re-validation of the response model cost more
+    # than a cached ranking itself (``bench/recommend.py``).
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 oneshot_router = APIRouter(

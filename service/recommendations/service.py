@@ -8,15 +8,17 @@ larger than the candidate depth the result equals ``rank_library``'s.
 
 from __future__ import annotations
 
+import hashlib
 from functools import partial
 
 import numpy as np
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from service.context import AppContext
 from service.db import on_commit
 from service.embeddings import repository as embeddings
-from service.models import Embedding, Task
+from service.models import Task
 from service.recommendations import repository
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.recommendations.index import IndexDelta, IndexKey, Snapshot, normalised
@@ -55,13 +57,31 @@ def recommend(
     task_type: str | None = None,
     model: str | None = None,
 ) -> Recommendations:
-    """The ``k`` nearest library tasks to ``target`` by ``method``; 409 until it is embedded."""
-    from workers.similarity import FUSED_METHODS, reciprocal_rank_fusion  # the engine's fusion
+    """The ``k`` nearest library tasks to ``target`` by ``method``; 409 until it is embedded.
+
+    Answers are kept in ``context.recommendations`` under the target's newest embedding, the
+    library version and the query, so a repeated question skips the search.
+    """
+    from workers.similarity import FUSED_METHODS
 
     model = model or context.settings.model
     methods = FUSED_METHODS if method == "fused" else (method,)
-    encoder_id, vectors = _target_vectors(session, target, model, methods)
-    ranker = _Ranker(session, context, target.id, encoder_id, task_type, methods)
+    encoder_id, vectors, revision = _target_vectors(session, target, model, methods)
+    version = repository.version(session, encoder_id)
+    key = (target.id, revision, encoder_id, version, k, method, task_type, model)
+    cached = context.recommendations.get(key)
+    if cached is not None:
+        return cached
+    ranker = _Ranker(session, context, target.id, encoder_id, version, task_type, methods)
+    result = _rank(session, ranker, target, vectors, k=k, method=method, model=model)
+    context.recommendations.put(key, result)
+    return result
+
+
+def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendations:
+    from workers.similarity import reciprocal_rank_fusion  # the engine's fusion
+
+    methods = tuple(dict.fromkeys(m for m, _ in vectors))
     per_method = {m: ranker.rank_method(m, vectors, reciprocal_rank_fusion) for m in methods}
     if len(methods) == 1:
         scores, rrf = per_method[method], {}
@@ -71,26 +91,26 @@ def recommend(
             [sorted(s, key=lambda n, s=s: (-s[n], n)) for s in per_method.values()]
         )
         rrf = per_method
-    order = sorted(scores, key=lambda i: (-scores[i], ranker.tasks[i][0]))[:k]
+    order = _best(scores, k, ranker.task)
     ranking = [
         RankedTask(
-            task=ranker.tasks[i][0],
+            task=ranker.task(i)[0],
             task_id=i,
-            type=ranker.tasks[i][1],
+            type=ranker.task(i)[1],
             score=scores[i],
             components=ranker.evidence(i, vectors, rrf),
         )
         for i in order
     ]
-    coverage = _coverage(session, ranker, task_type)
+    coverage = _coverage(session, ranker, ranker.task_type)
     return Recommendations(
         task_id=target.id,
         task=target.name,
         method=method,
         model=model,
-        encoder_id=encoder_id,
+        encoder_id=ranker.encoder_id,
         k=k,
-        type=task_type,
+        type=ranker.task_type,
         library=coverage,
         ranking=ranking,
         note=_note(coverage),
@@ -105,13 +125,14 @@ class _Ranker:
     candidate depth, never with the library.
     """
 
-    def __init__(self, session, context, target_id, encoder_id, task_type, methods) -> None:
+    def __init__(
+        self, session, context, target_id, encoder_id, version, task_type, methods
+    ) -> None:
         self.session, self.context = session, context
         self.target_id, self.encoder_id, self.task_type = target_id, encoder_id, task_type
         self.prefixed = len(methods) > 1  # evidence keys as rank_library writes them
-        self.version = repository.version(session, encoder_id)
+        self.version = version
         self.hits: dict[tuple[str, str], dict[int, float]] = {}  # (method, component) -> hits
-        self.tasks: dict[int, tuple[str, str]] = {}
         self.snapshots: dict[tuple[str, str], Snapshot] = {}
 
     def rank_method(self, method: str, vectors, fuse) -> dict[int, float]:
@@ -134,8 +155,15 @@ class _Ranker:
             )
             self.hits[(method, component)] = hits
             rankings.append(list(hits))  # best first: dicts keep FAISS's order
-            self.tasks.update(zip(hits, map(snapshot.tasks.__getitem__, hits), strict=True))
         return fuse(rankings)
+
+    def task(self, task_id: int) -> tuple[str, str]:
+        """(name, type) of a hit, looked up only for the tasks a ranking shows."""
+        for snapshot in self.snapshots.values():
+            found = snapshot.tasks.get(task_id)
+            if found is not None:
+                return found
+        raise KeyError(task_id)
 
     def evidence(self, task_id: int, vectors, rrf: dict[str, dict[int, float]]) -> dict[str, float]:
         """Per component the cosine (FAISS's, or exact where the task was not a candidate),
@@ -171,11 +199,25 @@ class _Ranker:
         return snapshot
 
 
+def _best(scores: dict[int, float], k: int, task) -> list[int]:
+    """The ``k`` best ids, ties by task name, without sorting every candidate in Python."""
+    if len(scores) > k:
+        values = np.fromiter(scores.values(), dtype="float64", count=len(scores))
+        cutoff = np.partition(values, len(values) - k)[len(values) - k]  # the k-th best score
+        ids = np.fromiter(scores.keys(), dtype="int64", count=len(scores))
+        scores = {i: scores[i] for i in ids[values >= cutoff].tolist()}  # ties at the cut stay
+    return sorted(scores, key=lambda i: (-scores[i], task(i)[0]))[:k]
+
+
 def _target_vectors(
     session: Session, target: Task, model: str, methods: tuple[str, ...]
-) -> tuple[str, dict[tuple[str, str], np.ndarray]]:
-    rows = embeddings.for_task(session, target.id, model)
-    newest: dict[str, Embedding] = {}
+) -> tuple[str, dict[tuple[str, str], np.ndarray], str]:
+    """The encoder, the vectors by (method, component), and a digest of those vectors.
+
+    The digest, not a row id, names the revision: SQLite reuses the ids of deleted rows.
+    """
+    rows = embeddings.vector_rows(session, target.id, model)
+    newest: dict[str, Row] = {}
     for row in rows:  # ordered by id: later rows (newer encoders) win
         newest[row.method] = row
     encoder_ids = {newest[m].encoder_id for m in methods if m in newest}
@@ -188,7 +230,11 @@ def _target_vectors(
         if row.encoder_id == encoder_id and row.method in methods
     }
     ordered = {key: vectors[key] for m in methods for key in vectors if key[0] == m}
-    return encoder_id, ordered
+    digest = hashlib.blake2b(digest_size=16)
+    for (method, component), vector in ordered.items():
+        digest.update(f"{method}.{component}".encode())
+        digest.update(vector.tobytes())
+    return encoder_id, ordered, digest.hexdigest()
 
 
 def _not_ready_message(session: Session, target: Task, model: str, methods) -> str:

@@ -134,3 +134,71 @@ def test_every_component_has_its_own_files(tmp_path):
     for component in ("layer0.attention", "layer0.output", "cls"):
         store.snapshot(("enc@1", "taskemb", component), 1, _loader([1], _vectors(1)))
     assert len(list(tmp_path.rglob("*.faiss"))) == 3
+
+
+def _clustered(n: int, dim: int = 16, clusters: int = 12, seed: int = 3) -> list[np.ndarray]:
+    """Vectors around a few centres, as task embeddings of related tasks are."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, dim))
+    rows = centres[rng.integers(0, clusters, n)] + 0.3 * rng.normal(size=(n, dim))
+    return list(rows.astype("float32"))
+
+
+def _exact_top(vectors, query, k, ids) -> list[int]:
+    scores = [_cosine(query, v) for v in vectors]
+    return [ids[i] for i in np.argsort(scores)[::-1][:k]]
+
+
+def test_a_large_library_is_searched_through_an_inverted_file(tmp_path):
+    vectors, ids = _clustered(600), list(range(1, 601))
+    store = IndexStore(tmp_path, exact_max=100, nprobe=8)
+    snapshot = store.snapshot(KEY, 1, _loader(ids, vectors))
+    assert not snapshot.exact and snapshot.index.nlist == 24  # √600 lists
+    queries = _clustered(20, seed=11)
+    recall = np.mean(
+        [
+            len(
+                {i for i, _ in snapshot.search(q, 10, allowed=None, exclude=None)}
+                & set(_exact_top(vectors, q, 10, ids))
+            )
+            / 10
+            for q in queries
+        ]
+    )
+    assert recall >= 0.9
+    hits = snapshot.search(queries[0], 5, allowed=None, exclude=None)
+    assert hits[0][1] == pytest.approx(_cosine(queries[0], vectors[hits[0][0] - 1]), abs=1e-5)
+    reread = IndexStore(tmp_path, exact_max=100, nprobe=8).snapshot(KEY, 1, _loader([], []))
+    assert not reread.exact and reread.size == 600  # persisted as it was built
+
+
+def test_inverted_file_filters_updates_and_reconstructs(tmp_path):
+    vectors, ids = _clustered(300), list(range(1, 301))
+    types = {i: "regression" if i % 10 == 0 else "classification" for i in ids}
+    store = IndexStore(tmp_path, exact_max=100, nprobe=2)
+    snapshot = store.snapshot(KEY, 1, _loader(ids, vectors, types))
+    allowed = snapshot.by_type["regression"]  # 30 of 300: the search visits more lists
+    hits = snapshot.search(vectors[9], 30, allowed=allowed, exclude=10)
+    assert {i for i, _ in hits} == set(allowed) - {10}
+    delta = IndexDelta("enc@1", 1, 2, remove={1, 2})
+    delta.add[("textemb", "mean")] = {301: vectors[0]}
+    delta.tasks = {301: ("again", "classification")}
+    store.apply(delta)
+    after = store.snapshot(KEY, 2, _loader([], []))
+    assert not after.exact and after.size == 299 and 1 not in after.tasks
+    np.testing.assert_allclose(
+        after.vector(301), vectors[0] / np.linalg.norm(vectors[0]), atol=1e-6
+    )
+
+
+def test_crossing_the_exact_limit_rebuilds_from_the_database(tmp_path):
+    vectors = _clustered(12)
+    store = IndexStore(tmp_path, exact_max=10)
+    assert store.snapshot(KEY, 1, _loader(range(1, 11), vectors[:10])).exact
+    delta = IndexDelta("enc@1", 1, 2)
+    delta.add[("textemb", "mean")] = {11: vectors[10], 12: vectors[11]}
+    delta.tasks = {11: ("a", "classification"), 12: ("b", "classification")}
+    store.apply(delta)
+    calls = []
+    grown = store.snapshot(KEY, 2, _loader(range(1, 13), vectors, calls=calls))
+    assert calls == [1] and not grown.exact and grown.size == 12

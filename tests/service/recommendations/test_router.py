@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from service.db import unit_of_work
-from service.embeddings.repository import to_array
+from service.embeddings.repository import to_array, to_blob
 from service.models import Embedding, Task
 
 
@@ -51,7 +51,6 @@ def synthetic(session_factory, keys, settings):
     float32 noise decides ranks; random vectors make the comparison with the engine exact.
     """
     from service.auth.repository import owner_by_name
-    from service.embeddings.repository import to_blob
 
     rng = np.random.default_rng(7)
     with unit_of_work(session_factory) as session:
@@ -148,6 +147,41 @@ def test_candidate_depth_bounds_the_search(client, keys, synthetic, settings):
         assert set(item["components"]) == set(COMPONENTS["taskemb"])
 
 
+def test_a_repeated_question_is_answered_from_the_cache(client, keys, synthetic, session_factory):
+    cache = client.app.state.context.recommendations
+    url = f"/v1/tasks/{synthetic['target']}/recommendations?k=5&method=taskemb"
+    first = client.get(url, headers=keys.alice).json()
+    misses = cache.misses
+    assert client.get(url, headers=keys.alice).json() == first
+    assert cache.misses == misses and cache.hits >= 1
+    assert (
+        client.get(url.replace("k=5", "k=4"), headers=keys.alice).json()["ranking"]
+        == (first["ranking"][:4])
+    )
+    assert cache.misses == misses + 1  # another query is another entry
+    # New vectors for the target (a recomputed embedding) are a new revision: never served stale.
+    with unit_of_work(session_factory) as session:
+        rows = session.scalars(
+            select(Embedding).where(Embedding.task_id == synthetic["target"])
+        ).all()
+        columns = ("task_id", "model", "encoder_id", "encoder_name", "model_revision", "method")
+        columns += ("component", "dim", "num_examples")
+        fresh = [
+            Embedding(
+                **{c: getattr(row, c) for c in columns},
+                vector=to_blob(-to_array(row.vector)),
+                settings={},
+            )
+            for row in rows
+        ]
+        for row in rows:
+            session.delete(row)
+        session.flush()
+        session.add_all(fresh)
+    flipped = client.get(url, headers=keys.alice).json()
+    assert [r["task"] for r in flipped["ranking"]] != [r["task"] for r in first["ranking"]]
+
+
 def test_real_embeddings_rank_the_library(client, keys, library, ready_task):
     target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
     body = client.get(f"/v1/tasks/{target['id']}/recommendations", headers=keys.alice).json()
@@ -192,6 +226,7 @@ def test_index_follows_library_changes(client, keys, library, ready_task, settin
     for path in settings.index_dir.rglob("*.faiss"):  # lost files are rebuilt from the database
         path.unlink()
     client.app.state.context.indexes._snapshots.clear()
+    client.app.state.context.recommendations.clear()
     assert names() == set(library) - {"lib_c"}
 
 
