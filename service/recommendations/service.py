@@ -22,6 +22,7 @@ from service.models import Task
 from service.recommendations import repository
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.recommendations.index import IndexDelta, IndexKey, Snapshot, normalised
+from service.recommendations.learned import evidence_stamp, rank_learned
 from service.recommendations.schemas import LibraryCoverage, RankedTask, Recommendations
 
 
@@ -64,18 +65,45 @@ def recommend(
     """
     from workers.similarity import FUSED_METHODS
 
-    model = model or context.settings.model
-    methods = FUSED_METHODS if method == "fused" else (method,)
+    settings = context.settings
+    model = model or settings.model
+    methods = FUSED_METHODS if method in ("fused", "learned") else (method,)
     encoder_id, vectors, revision = _target_vectors(session, target, model, methods)
     version = repository.version(session, encoder_id)
     key = (target.id, revision, encoder_id, version, k, method, task_type, model)
+    if method == "learned":  # a finished transfer run or a new ranker file changes the answer
+        key += evidence_stamp(session, settings.ranker_file)
     cached = context.recommendations.get(key)
     if cached is not None:
         return cached
     ranker = _Ranker(session, context, target.id, encoder_id, version, task_type, methods)
-    result = _rank(session, ranker, target, vectors, k=k, method=method, model=model)
+    if method == "learned":
+        result = _rank_learned(session, context, ranker, target, vectors, k=k, model=model)
+    else:
+        result = _rank(session, ranker, target, vectors, k=k, method=method, model=model)
     context.recommendations.put(key, result)
     return result
+
+
+def _rank_learned(session, context, ranker, target, vectors, *, k, model) -> Recommendations:
+    """The fused ranking's top ``learned_candidates``, re-ordered by the learned ranker; each
+    task's evidence holds the ranker's parts next to the similarities."""
+    settings = context.settings
+    fused = _rank(
+        session, ranker, target, vectors, k=settings.learned_candidates, method="fused", model=model
+    )
+    by_id = {r.task_id: r for r in fused.ranking}
+    picks, note = rank_learned(
+        session, target, list(by_id), ranker.encoder_id, settings.ranker_file
+    )
+    ranking = [
+        by_id[p.task_id].model_copy(
+            update={"score": p.score, "components": {**p.evidence, **by_id[p.task_id].components}}
+        )
+        for p in picks[:k]
+    ]
+    notes = "; ".join(n for n in (fused.note, note) if n)
+    return fused.model_copy(update={"method": "learned", "k": k, "ranking": ranking, "note": notes})
 
 
 def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendations:

@@ -27,8 +27,8 @@ from workers.data.schema import TaskData, TaskSpec
 from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes
 from workers.similarity import component_similarities, rank_library
 
-if TYPE_CHECKING:  # annotations only: the API process ranks without loading torch
-    from workers.embeddings import TaskEmbedding
+if TYPE_CHECKING:
+    from workers.similarity import TaskEmbedding
 
 EMBEDDING_METHODS = ("taskemb", "textemb", "semb")  # as workers.embeddings.METHODS
 SIMILARITY_METHODS = ("taskemb", "textemb", "semb", "fused")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -34,61 +33,6 @@ def library(client, keys, ready_task, wait_job):
         promoted = client.put(f"/v1/library/{task['id']}", headers=keys.admin)
         assert promoted.status_code == 200 and promoted.json()["is_library"]
     return {t["name"]: t["id"] for t in tasks}
-
-
-COMPONENTS = {
-    "taskemb": ["layer0.attention", "layer0.output", "layer1.attention", "layer1.output", "cls"],
-    "textemb": ["mean"],
-    "semb": ["mean"],
-}
-
-
-@pytest.fixture()
-def synthetic(session_factory, keys, settings):
-    """Twelve library tasks and a target with well-separated random vectors, stored directly.
-
-    A tiny random BERT gives near-identical vectors (cosines within 1e-7 of each other), where
-    float32 noise decides ranks; random vectors make the comparison with the engine exact.
-    """
-    from service.auth.repository import owner_by_name
-
-    rng = np.random.default_rng(7)
-    with unit_of_work(session_factory) as session:
-        admin, alice = owner_by_name(session, "root"), owner_by_name(session, "alice")
-        ids = {}
-        for i in range(13):
-            name = "target" if i == 12 else f"lib{i:02d}"
-            task = Task(
-                owner_id=alice.id if i == 12 else admin.id,
-                name=name,
-                type="regression" if i % 4 == 3 else "classification",
-                metric="accuracy",
-                source="rows",
-                content_hash="x",
-                is_library=i != 12,
-                status="ready",
-            )
-            session.add(task)
-            session.flush()
-            ids[name] = task.id
-            for method, components in COMPONENTS.items():
-                for component in components:
-                    session.add(
-                        Embedding(
-                            task_id=task.id,
-                            model=settings.model,
-                            encoder_id="tiny@1",
-                            encoder_name="tiny",
-                            model_revision="1",
-                            method=method,
-                            component=component,
-                            dim=8,
-                            vector=to_blob(rng.normal(size=8)),
-                            num_examples=16,
-                            settings={},
-                        )
-                    )
-    return ids
 
 
 def _engine_ranking(session_factory, target_id: int, method: str):
@@ -144,7 +88,13 @@ def test_candidate_depth_bounds_the_search(client, keys, synthetic, settings):
     ).json()
     assert 3 <= len(body["ranking"]) <= 12
     for item in body["ranking"]:  # evidence is exact even where a task missed a component's top 3
-        assert set(item["components"]) == set(COMPONENTS["taskemb"])
+        assert set(item["components"]) == {
+            "layer0.attention",
+            "layer0.output",
+            "layer1.attention",
+            "layer1.output",
+            "cls",
+        }
 
 
 def test_a_repeated_question_is_answered_from_the_cache(client, keys, synthetic, session_factory):

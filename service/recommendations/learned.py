@@ -1,0 +1,203 @@
+"""The learned ranker, served: FAISS finds the candidates, measured transfers order them.
+
+Evidence is the ranker file (``taskrec evaluate --save-ranker``, trained on the sweep matrix)
+plus every finished single-source transfer run in the database, so each transfer job the service
+finishes counts from the next request on. With no evidence at all the ranker falls back to its
+prior (a similarity method), and says so in the response's note.
+
+Tasks are keyed as the ranker file keys them: a library task by its name (the sweep's names),
+any other task by ``task:<id>`` so an owner's task can never pose as a library task.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.embeddings.repository import to_array
+from service.models import Embedding, Task, TransferResult, TransferRun
+
+
+@dataclass(frozen=True)
+class LearnedPick:
+    """One candidate's place: the blended score and what it is made of."""
+
+    task_id: int
+    score: float
+    evidence: dict[str, float]  # learned.model / learned.prior / learned.weight percentiles
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The service's own measured transfers, and the tasks they name."""
+
+    rows: list  # workers.selection.results.TransferRow
+    task_ids: dict[str, int]  # ranker key -> task id
+
+
+def evidence_stamp(session: Session, ranker_file: Path) -> tuple:
+    """Changes whenever a transfer run finishes or the ranker file is replaced (cache keys)."""
+    count, last = session.execute(
+        select(func.count(TransferResult.id), func.max(TransferResult.id))
+    ).one()
+    mtime = ranker_file.stat().st_mtime_ns if ranker_file.is_file() else None
+    return (count, last, str(ranker_file), mtime)
+
+
+def rank_learned(
+    session: Session,
+    target: Task,
+    candidates: list[int],
+    encoder_id: str,
+    ranker_file: Path,
+) -> tuple[list[LearnedPick], str]:
+    """``candidates`` (task ids) best first by the learned ranker; and a note on its evidence."""
+    from workers.selection.rankers import LearnedRanker, Library
+
+    evidence = _evidence(session)
+    saved = _saved_names(ranker_file)
+    keys = {**evidence.task_ids, **_library_keys(session, saved)}
+    keys.update(_keys(session, [target.id, *candidates]))
+    ids = sorted(set(keys.values()))
+    library = Library(
+        specs=_specs(session, ids, keys),
+        sizes=_sizes(session, ids, keys),
+        embeddings=_embeddings(session, ids, keys, encoder_id),
+    )
+    known = set(library.specs)
+    ranker = LearnedRanker.load(ranker_file, library) if saved else LearnedRanker(library)
+    ranker.evidence = {  # measured pairs whose tasks this library no longer has are dropped
+        t: {s: o for s, o in m.items() if s in known}
+        for t, m in ranker.evidence.items()
+        if t in known
+    }
+    ranker.update(r for r in evidence.rows if r.source in known and r.target in known)
+    names = {task_id: key for key, task_id in keys.items()}
+    target_key = names[target.id]
+    candidate_keys = [names[i] for i in candidates if i != target.id]
+    scores = ranker.scores(target_key, candidate_keys)
+    picks = [
+        LearnedPick(
+            task_id=keys[c],
+            score=s["score"],
+            evidence={f"learned.{k}": s[k] for k in ("model", "prior", "weight") if k in s},
+        )
+        for c, s in scores.items()
+    ]
+    picks.sort(key=lambda p: (-p.score, names[p.task_id]))
+    return picks, _note(ranker)
+
+
+def _note(ranker) -> str:
+    measured = len(ranker.evidence)
+    pairs = sum(len(m) for m in ranker.evidence.values())
+    if ranker.model is None:
+        return (
+            f"learned ranker: {measured} measured targets ({pairs} pairs), too few to fit; "
+            f"ranked by its prior ({ranker.prior})"
+        )
+    return (
+        f"learned ranker: fitted on {measured} measured targets ({pairs} pairs), blended with "
+        f"{ranker.prior} where a source has little evidence"
+    )
+
+
+def _evidence(session: Session) -> Evidence:
+    """Finished single-source transfer runs as ``TransferRow``s, one per seed."""
+    from workers.selection.results import TransferRow
+
+    query = (
+        select(TransferRun, TransferResult)
+        .join(TransferResult, TransferResult.run_id == TransferRun.id)
+        .where(TransferRun.strategy == "sequential", TransferRun.target_task_id.is_not(None))
+    )
+    rows, task_ids = [], {}
+    for run, result in session.execute(query):
+        if len(run.sources) != 1 or run.sources[0].get("id") is None:
+            continue
+        keys = _keys(session, [run.target_task_id, run.sources[0]["id"]])
+        by_id = {task_id: key for key, task_id in keys.items()}
+        if len(by_id) != 2:
+            continue  # a task of the run was deleted since
+        task_ids.update(keys)
+        target, source = by_id[run.target_task_id], by_id[run.sources[0]["id"]]
+        per_seed = result.per_seed
+        for seed, score, baseline, gain in zip(
+            run.seeds, per_seed["transfer"], per_seed["baseline"], per_seed["gain"], strict=False
+        ):
+            rows.append(
+                TransferRow(source, target, int(seed), score, baseline, gain, result.metric)
+            )
+    return Evidence(rows, task_ids)
+
+
+def _saved_names(ranker_file: Path) -> set[str]:
+    """The task names in the ranker file's evidence (none when there is no file)."""
+    if not ranker_file.is_file():
+        return set()
+    evidence = json.loads(ranker_file.read_text()).get("evidence", [])
+    return {item[key] for item in evidence for key in ("target", "source")}
+
+
+def _library_keys(session: Session, names: set[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    query = select(Task.name, Task.id).where(Task.is_library.is_(True), Task.name.in_(names))
+    return dict(session.execute(query).all())
+
+
+def _keys(session: Session, ids: list[int]) -> dict[str, int]:
+    """Ranker key -> task id for the tasks that exist."""
+    query = select(Task.id, Task.name, Task.is_library).where(Task.id.in_(set(ids)))
+    return {
+        (name if is_library else f"task:{task_id}"): task_id
+        for task_id, name, is_library in session.execute(query)
+    }
+
+
+def _specs(session: Session, ids: list[int], keys: dict[str, int]):
+    from workers.data.schema import Metric, TaskSpec, TaskType
+
+    by_id = {task_id: key for key, task_id in keys.items()}
+    specs = {}
+    for task in session.scalars(select(Task).where(Task.id.in_(ids))):
+        specs[by_id[task.id]] = TaskSpec(
+            name=by_id[task.id],
+            type=TaskType(task.type),
+            metric=Metric(task.metric),
+            labels=tuple(str(label) for label in task.labels or ()),
+            family=(task.manifest or {}).get("family"),
+        )
+    return specs
+
+
+def _sizes(session: Session, ids: list[int], keys: dict[str, int]) -> dict[str, int]:
+    by_id = {task_id: key for key, task_id in keys.items()}
+    query = select(Task.id, Task.counts).where(Task.id.in_(ids))
+    return {by_id[i]: int((counts or {}).get("train", 0)) for i, counts in session.execute(query)}
+
+
+def _embeddings(session: Session, ids: list[int], keys: dict[str, int], encoder_id: str):
+    from workers.encoder import EncoderRef
+    from workers.similarity import TaskEmbedding
+
+    by_id = {task_id: key for key, task_id in keys.items()}
+    query = (
+        select(Embedding)
+        .where(Embedding.task_id.in_(ids), Embedding.encoder_id == encoder_id)
+        .order_by(Embedding.id)
+    )
+    found: dict[str, dict[str, TaskEmbedding]] = {}
+    for row in session.scalars(query):
+        methods = found.setdefault(by_id[row.task_id], {})
+        if row.method not in methods:
+            ref = EncoderRef(row.encoder_name, row.model_revision, "")
+            methods[row.method] = TaskEmbedding(
+                by_id[row.task_id], row.method, ref, {}, row.num_examples, {}
+            )
+        methods[row.method].components[row.component] = to_array(row.vector)
+    return found
