@@ -98,6 +98,7 @@ class BenchConfig:
     serial_requests: int
     k: int = 10
     seed: int = 0
+    exact_max: int = Settings.model_fields["index_exact_max"].default  # above: IVF
 
 
 @dataclass
@@ -162,10 +163,11 @@ def packaged_layout() -> Layout:
     )
 
 
-def build_library(data_dir: Path, size: int, layout: Layout, seed: int) -> Library:
+def build_library(data_dir: Path, size: int, layout: Layout, config: BenchConfig) -> Library:
     """Migrate, issue a key, insert ``size`` library tasks + targets, write the FAISS files."""
     started = time.perf_counter()
-    settings = bench_settings(data_dir)
+    settings = bench_settings(data_dir, config.exact_max)
+    seed = config.seed
     upgrade(settings.db_url)
     engine = make_engine(settings.db_url)
     factory = make_session_factory(engine)
@@ -251,14 +253,15 @@ def insert_vectors(factory, layout: Layout, method: str, component: str, ids, ma
             session.execute(statement, rows)
 
 
-def bench_settings(data_dir: Path) -> Settings:
-    return Settings(_env_file=None, **server_values(data_dir))
+def bench_settings(data_dir: Path, exact_max: int) -> Settings:
+    return Settings(_env_file=None, **server_values(data_dir, exact_max))
 
 
-def server_values(data_dir: Path) -> dict[str, Any]:
+def server_values(data_dir: Path, exact_max: int) -> dict[str, Any]:
     """The server's settings: embedded defaults under ``data_dir``, no rate limit."""
     return {
         "data_dir": data_dir,
+        "index_exact_max": exact_max,
         "tasks_root": data_dir / "no-library",
         "rate_limit_per_minute": 0,
         "register_library_on_start": False,
@@ -350,12 +353,12 @@ class Server:
 
 
 @contextmanager
-def serving(data_dir: Path, *, cache: bool) -> Iterator[Server]:
+def serving(data_dir: Path, exact_max: int, *, cache: bool) -> Iterator[Server]:
     """``uvicorn service.app:create_app`` on a free loopback port, embedded worker, no limit;
     ``cache=False`` turns the rankings cache off, so every request searches the indexes."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKREC_")}
-    values = server_values(data_dir)
+    values = server_values(data_dir, exact_max)
     if not cache:
         values["recommend_cache_size"] = 0
     for name, value in values.items():
@@ -570,15 +573,17 @@ def verdict(results: dict[str, Any]) -> str:
 
 def run_size(size: int, layout: Layout, config: BenchConfig, root: Path) -> dict[str, Any]:
     console.log(f"building a library of {size:,} tasks ...")
-    lib = build_library(root / f"lib{size}", size, layout, config.seed)
+    lib = build_library(root / f"lib{size}", size, layout, config)
     console.log(f"built in {lib.build_s:.1f} s; FAISS vs NumPy ...")
     queries = np.random.default_rng(config.seed + 1).standard_normal((50, layout.dim), "float32")
     search = [compare_search(lib.sample, queries, depth) for depth in (config.k, DEPTH)]
     lib.sample = None  # the server needs the memory more
-    with serving(lib.data_dir, cache=False) as server:  # every request searches
+    with serving(lib.data_dir, config.exact_max, cache=False) as server:  # every request searches
         result = measure_size(lib, config, server)
         floor = measure_floor(lib, config, server) if size == config.sizes[0] else None
-    with serving(lib.data_dir, cache=True) as server:  # the default: repeats come from memory
+    with serving(
+        lib.data_dir, config.exact_max, cache=True
+    ) as server:  # the default: repeats come from memory
         cached = measure_size(lib, config, server, serial=False)
     recall = ranking_recall(lib, config)
     console.log(f"top-{config.k} overlap with exact search: {recall}")
@@ -598,7 +603,8 @@ def ranking_recall(lib: Library, config: BenchConfig) -> dict[str, float]:
     from service.context import build_context
     from service.recommendations.service import recommend
 
-    settings = bench_settings(lib.data_dir).model_copy(update={"recommend_cache_size": 0})
+    settings = bench_settings(lib.data_dir, config.exact_max)
+    settings = settings.model_copy(update={"recommend_cache_size": 0})
     served = build_context(settings)
     exact_root = Path(tempfile.mkdtemp(prefix="exact-", dir=lib.data_dir))
     exact = replace(served, indexes=IndexStore(exact_root, exact_max=2**62))
@@ -632,6 +638,9 @@ def main(
     seconds: float | None = typer.Option(None, help="Seconds per run at most (30; quick 8)."),
     quick: bool = typer.Option(False, help="Libraries of 1,000 and 10,000, short runs."),
     keep: bool = typer.Option(False, help="Keep the data directories (printed)."),
+    exact_max: int = typer.Option(
+        BenchConfig.exact_max, help="TASKREC_INDEX_EXACT_MAX: larger libraries are served by IVF."
+    ),
     out: Path = typer.Option(DEFAULT_OUT, help="Where the JSON results go."),
 ) -> None:
     """Benchmark recommendations against a real uvicorn server."""
@@ -642,6 +651,7 @@ def main(
         max_requests=requests or (200 if quick else 2000),
         max_seconds=seconds or (8.0 if quick else 30.0),
         serial_requests=20 if quick else 50,
+        exact_max=exact_max,
     )
     layout = packaged_layout()
     root = Path(tempfile.mkdtemp(prefix="taskrec-bench-"))

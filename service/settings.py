@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     library_roots: list[Path] = []  # folders admins may register from, besides tasks_root
     register_library_on_start: bool = True  # `taskrec serve`: register tasks_root as the library
     recommend_candidates: int = 1000  # FAISS hits per component before rank fusion
-    index_exact_max: int = 20_000  # libraries up to this size are searched exactly; above: IVF
+    # Libraries up to this size are searched exactly; above it, by an inverted file (IVF), much
+    # faster but approximate: on structureless vectors its top-10 kept 15-27% of the exact one
+    # (bench/recommend.py), so it is for large libraries whose embeddings cluster.
+    index_exact_max: int = 200_000
     index_nprobe: int = 32  # inverted lists an approximate search visits (of √n)
     learned_candidates: int = 100  # fused top-n the learned ranker re-orders
     recommend_cache_size: int = 10_000  # finished rankings kept per process; 0 disables

@@ -45,19 +45,13 @@ repeated; "all" is every task under the root.
 Cost in the limited regime (1,000 source rows, 200 target rows, at most 500 validation rows, 128
 tokens): (sources × targets + targets) × seeds target runs plus one stage per source. With MiniLM
 on a busy 2-core CPU one stage takes about 4 minutes (trec → rte, one seed: baseline, source and
-transfer in 16 minutes), so the matrix below is some 40 hours there: run it on a GPU, or grow it
-over several sessions (it resumes). Try two sources and one seed first, then grow the same --out.
+transfer in 16 minutes), so a 20 × 10 × 3 matrix at those sizes is some 40 hours there: run it
+on a GPU, or grow it over several sessions (it resumes). Try two sources and one seed first,
+then grow the same --out.
 
-The project's matrix (20 sources of all five types × 10 targets × 3 seeds) and its evaluation,
-exactly as stored in results/:
-
-  taskrec sweep --seeds 0,1,2 --out results/matrix.csv \\
-    --sources sst2,imdb,ag_news,trec,cola,snli,qnli,qqp,stsb \\
-    --sources commonsense_qa,social_i_qa,hellaswag,cosmos_qa \\
-    --sources squad,squad_v2,ropes \\
-    --sources conll2003_ner,conll2000_chunk,ud_ewt_upos,pmb_semtag \\
-    --targets rte,mrpc,cb,tweet_eval_emotion,sick_relatedness \\
-    --targets copa,piqa,quartz,hotpotqa,wnut17_ner
+The project's matrix (20 sources of all five types × 10 targets × 3 seeds; 64 tokens, 200
+target rows for 3 epochs, 200 scored rows) is made by results/run-matrix.sh, which runs two
+one-thread sweeps over halves of the sources into results/matrix.csv; its evaluation:
 
   taskrec evaluate results/matrix.csv --within-type --per-target \\
     --plot results/evaluation.png --save-ranker results/ranker.json
@@ -191,6 +185,13 @@ def evaluate(
         Path | None,
         typer.Option(help="Fit the learned ranker on ALL rows and save it here (JSON)."),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a Markdown results page here (figures in a folder beside it): the "
+            "matrix, this evaluation, gains per target, the tasks' embedding map."
+        ),
+    ] = None,
     max_examples: Annotated[int | None, typer.Option(help="Examples per embedding.")] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
@@ -227,6 +228,14 @@ def evaluate(
             draw(result, plot)
         if save_ranker is not None:
             LearnedRanker(lib, config.learned).fit(rows).save(save_ranker)
+        if report is not None:
+            argv = [str(results_csv), *(f"--library={x}" for x in library)]
+            argv += [f"--methods={','.join(wanted)}", f"--ks={ks}", f"--relevance={relevance}"]
+            argv += ["--within-type"] * within_type + ["--per-target"] * per_target
+            argv += [f"--save-ranker={save_ranker}"] * (save_ranker is not None)
+            argv += [f"--max-examples={max_examples}"] * (max_examples is not None)
+            argv += [f"--model={model}"] * (model is not None) + [f"--report={report}"]
+            _write_report(rows, result, lib, report, results_csv, argv)
     if as_json:
         print_json(result.to_dict())
         return
@@ -238,6 +247,19 @@ def evaluate(
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _write_report(rows, result, lib, report: Path, results_csv: Path, argv: list[str]) -> None:
+    import json
+    import shlex
+
+    from workers.selection.report import write_report
+
+    pinned = results_csv.with_suffix(".sweep.json")
+    sweep = json.loads(pinned.read_text()) if pinned.is_file() else None
+    command = "taskrec evaluate " + " ".join(shlex.quote(a) for a in argv)
+    path = write_report(rows, result, lib, report, command, sweep)
+    stderr.print(f"wrote {path} and its figures in {path.with_suffix('')}/")
 
 
 def _split(values: list[str]) -> list[str]:

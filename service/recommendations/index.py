@@ -128,7 +128,7 @@ class IndexDelta:
 class IndexStore:
     """Loads, searches, updates and rebuilds the indexes of one data directory."""
 
-    def __init__(self, root: Path, *, exact_max: int = 20_000, nprobe: int = 32) -> None:
+    def __init__(self, root: Path, *, exact_max: int = 200_000, nprobe: int = 32) -> None:
         self.root = Path(root)
         self.exact_max, self.nprobe = exact_max, nprobe
         self._snapshots: dict[IndexKey, Snapshot] = {}

@@ -112,6 +112,24 @@ def test_evaluate_prints_json_writes_a_plot_and_saves_the_ranker(env, tmp_path) 
     assert len(json.loads(ranker.read_text())["evidence"]) == 20
 
 
+def test_evaluate_writes_the_results_page_and_its_figures(env, tmp_path) -> None:
+    results = _toy_matrix(tmp_path / "toy.csv")
+    page = tmp_path / "docs" / "results.md"
+    methods = "random,datasize,semb,taskemb,textemb,learned,oracle"
+    result = _run(
+        "evaluate", str(results), "--library", str(env), "--methods", methods, "--report", str(page)
+    )
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    assert "--report" in text  # the command that regenerates it
+    assert "| source \\ target |" in text and "| *baseline score* |" in text
+    assert "learned beats datasize on ρ" in text  # the goals, met or MISSED, are stated
+    assert "Regret@3 ≤ 1%" in text
+    for figure in ("evaluation", "gains", "map"):
+        assert f"results/{figure}.png" in text
+        assert (tmp_path / "docs" / "results" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_evaluate_table_and_user_errors(env, tmp_path) -> None:
     results = _toy_matrix(tmp_path / "toy.csv")
     table = _run("evaluate", str(results), "--methods", "random,datasize", "--per-target")

@@ -1,0 +1,218 @@
+"""``docs/results.md``: the transfer matrix, the evaluation, and the figures, from one command.
+
+``taskrec evaluate RESULTS.csv --within-type --report docs/results.md`` writes the Markdown page
+and, in a folder beside it, three figures: the evaluation summary, the per-target gains (one dot
+per source, the no-transfer baseline as the zero line: the view of Vu et al. 2020, Figure 2) and
+a 2-D map of the tasks in TaskEmb and TextEmb space (their Figure 3; PCA of the L2-normalised
+vectors, TaskEmb's components concatenated). The page says which of the project's targets the
+evaluation meets and which it misses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workers.selection.evaluate import Evaluation, plot
+from workers.selection.rankers import Library
+from workers.selection.results import TransferRow, outcomes
+
+# The project's goals for the learned ranker (issue: selection quality), checked on the page.
+CHALLENGERS = ("datasize", "semb", "taskemb")
+REGRET_GOAL = 1.0  # Regret@3 in %
+
+
+@dataclass(frozen=True)
+class Check:
+    goal: str
+    met: bool
+    detail: str
+
+
+def write_report(
+    rows: list[TransferRow],
+    evaluation: Evaluation,
+    library: Library,
+    path: str | Path,
+    command: str,
+    sweep: dict | None = None,
+) -> Path:
+    """Write the page and its figures; ``sweep`` = the CSV's pinned settings (``.sweep.json``)."""
+    path = Path(path)
+    figures = path.with_suffix("")  # docs/results.md -> docs/results/
+    figures.mkdir(parents=True, exist_ok=True)
+    plot(evaluation, figures / "evaluation.png")
+    plot_gains(rows, figures / "gains.png")
+    plot_map(library, figures / "map.png")
+    parts = [
+        "# Selection quality: measured transfers and how well each method ranks them",
+        f"Regenerate with:\n\n```bash\n{command}\n```",
+        _coverage(rows, sweep),
+        "## How well each method ranks sources (leave-one-target-out)",
+        "ρ: average rank of the truly best source (1 is perfect). NDCG over the full ranking, "
+        "gains as relevance. Regret@k: how far (in % of the best score) the best of the top-k "
+        "picks falls short of the best source. Random is its exact expectation; oracle the "
+        "ceiling.",
+        evaluation.table(),
+        f"![evaluation]({figures.name}/evaluation.png)",
+        "## Goals",
+        "\n".join(
+            f"- **{'met' if c.met else 'MISSED'}** — {c.goal}: {c.detail}"
+            for c in check_goals(evaluation)
+        ),
+        "## Gains per target",
+        "Each dot is one source's mean gain over seeds; the line at 0 is the no-transfer baseline.",
+        f"![gains]({figures.name}/gains.png)",
+        "## The matrix (mean gain over seeds, target metric points)",
+        matrix_table(rows),
+        "## The tasks in embedding space",
+        f"![map]({figures.name}/map.png)",
+    ]
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    return path
+
+
+def check_goals(evaluation: Evaluation, scope: str = "all") -> list[Check]:
+    """Learned beats DataSize, SEmb and TaskEmb on ρ and Regret@3; its Regret@3 ≤ 1%."""
+    summary = {r["method"]: r for r in evaluation.summary() if r["scope"] == scope}
+    learned = summary.get("learned")
+    if learned is None:
+        return [Check("the learned ranker was evaluated", False, "not among --methods")]
+    checks = []
+    for metric, label in (("rho", "ρ"), ("regret@3", "Regret@3")):
+        for rival in CHALLENGERS:
+            if rival not in summary or metric not in learned:
+                continue
+            mine, theirs = learned[metric], summary[rival][metric]
+            checks.append(
+                Check(
+                    f"learned beats {rival} on {label}",
+                    mine < theirs,
+                    f"{mine:.2f} vs {theirs:.2f}",
+                )
+            )
+    regret = learned.get("regret@3", math.nan)
+    checks.append(
+        Check(f"learned Regret@3 ≤ {REGRET_GOAL:g}%", regret <= REGRET_GOAL, f"{regret:.2f}%")
+    )
+    return checks
+
+
+def matrix_table(rows: list[TransferRow]) -> str:
+    """Sources down, targets across; a cell is the mean gain (blank where not measured)."""
+    measured = outcomes(rows)
+    targets = sorted(measured)
+    sources = sorted({s for m in measured.values() for s in m})
+    baselines = {t: statistics.fmean(r.baseline for r in rows if r.target == t) for t in targets}
+    head = ["source \\ target", *targets]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines.append(
+        "| *baseline score* | " + " | ".join(f"*{baselines[t]:.1f}*" for t in targets) + " |"
+    )
+    for source in sources:
+        cells = [
+            f"{measured[t][source].gain:+.1f}" if source in measured[t] else "" for t in targets
+        ]
+        lines.append(f"| {source} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_gains(rows: list[TransferRow], path: Path) -> Path:
+    """Per target, a dot per source at its mean gain; the baseline is the zero line."""
+    plt = _pyplot()
+    measured = outcomes(rows)
+    targets = sorted(measured)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(targets), 4.5))
+    jitter = np.random.default_rng(0)
+    for i, target in enumerate(targets):
+        gains = [o.gain for o in measured[target].values()]
+        ax.scatter(i + jitter.uniform(-0.2, 0.2, len(gains)), gains, s=14, color="#08519c")
+    ax.axhline(0.0, color="#cb181d", linewidth=1, label="no transfer (baseline)")
+    ax.set_xticks(range(len(targets)), targets, rotation=45, ha="right")
+    ax.set_ylabel("gain over baseline (metric points)")
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_map(library: Library, path: Path) -> Path:
+    """PCA of each task's TaskEmb and TextEmb vectors, side by side, coloured by task type."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    for ax, method in zip(axes, ("taskemb", "textemb"), strict=True):
+        names = sorted(n for n, e in library.embeddings.items() if method in e)
+        ax.set_title(f"{method} (PCA)")
+        if len(names) < 3:
+            ax.text(0.5, 0.5, "fewer than 3 embedded tasks", ha="center", transform=ax.transAxes)
+            continue
+        points = _pca(np.vstack([_flat(library.embeddings[n][method]) for n in names]))
+        types = sorted({library.specs[n].type.value for n in names})
+        colours = plt.get_cmap("tab10")
+        for name, (x, y) in zip(names, points, strict=True):
+            colour = colours(types.index(library.specs[name].type.value))
+            ax.scatter(x, y, color=colour, s=18)
+            ax.annotate(name, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        for t in types:
+            ax.scatter([], [], color=colours(types.index(t)), label=t)
+        ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def _flat(embedding) -> np.ndarray:
+    """One vector: components L2-normalised and concatenated in a fixed order."""
+    parts = []
+    for name in sorted(embedding.components):
+        vector = np.asarray(embedding.components[name], dtype=float)
+        norm = np.linalg.norm(vector)
+        parts.append(vector / norm if norm > 0 else vector)
+    return np.concatenate(parts)
+
+
+def _pca(x: np.ndarray) -> np.ndarray:
+    centred = x - x.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)  # rows of vt: principal axes
+    return centred @ vt[:2].T  # (tasks, 2)
+
+
+def _coverage(rows, sweep: dict | None) -> str:
+    measured = outcomes(rows)
+    pairs = sum(len(m) for m in measured.values())
+    seeds = sorted({r.seed for r in rows})
+    text = (
+        f"{len(rows)} transfer runs: {len(measured)} targets, "
+        f"{len({s for m in measured.values() for s in m})} sources, {pairs} (source, target) "
+        f"pairs, seeds {', '.join(map(str, seeds))}."
+    )
+    sources = {s for m in measured.values() for s in m}
+    grid = sum(1 for t in measured for s in sources if s != t) * len(seeds)
+    if grid:
+        text += (
+            f" Of the grid those targets × sources × seeds span, {100 * len(rows) / grid:.0f}% "
+            "is measured."
+        )
+    if sweep:
+        text += (
+            f"\n\nSweep settings (`.sweep.json`):\n\n```json\n{json.dumps(sweep, indent=1)}\n```"
+        )
+    return "## The matrix\n\n" + text
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
