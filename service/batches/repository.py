@@ -33,9 +33,16 @@ def jobs_of(session: Session, batch_ids: list[int]) -> dict[int, list[Job]]:
     return found
 
 
-def transfer_ids(session: Session, job_ids: list[int]) -> dict[int, int]:
-    """job id -> transfer run id."""
+def transfer_ids(session: Session, job_ids: list[int]) -> dict[int, list[int]]:
+    """job id -> its transfer run ids (one for a transfer job, one per pair for a sweep job)."""
+    found: dict[int, list[int]] = {}
     if not job_ids:
-        return {}
-    query = select(TransferRun.job_id, TransferRun.id).where(TransferRun.job_id.in_(job_ids))
-    return dict(session.execute(query).tuples().all())
+        return found
+    query = (
+        select(TransferRun.job_id, TransferRun.id)
+        .where(TransferRun.job_id.in_(job_ids))
+        .order_by(TransferRun.id)
+    )
+    for job_id, run_id in session.execute(query).tuples():
+        found.setdefault(job_id, []).append(run_id)
+    return found

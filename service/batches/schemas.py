@@ -19,7 +19,8 @@ class TasksBatch(BaseModel):
 
 
 class SweepBatch(BaseModel):
-    """One transfer run per (source, target) pair, source ≠ target."""
+    """One transfer run per (source, target) pair, source ≠ target, measured by one sweep job:
+    each source trained once, each target × seed's baseline once (``workers.sweep``)."""
 
     kind: Literal["sweep"]
     description: str | None = Field(None, max_length=500)
@@ -49,3 +50,19 @@ class BatchPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class SweepPair(BaseModel):
+    source_task_id: int
+    target_task_id: int
+    run_id: int
+
+
+class SweepJobConfig(BaseModel):
+    """The typed config a sweep job is stored with."""
+
+    batch_id: int
+    pairs: list[SweepPair]
+    transfer: TransferSettings
+    model: str
+    device: str | None = None

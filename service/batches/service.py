@@ -6,7 +6,13 @@ from sqlalchemy.orm import Session
 
 from service.batches import repository
 from service.batches.exceptions import BatchInvalid, BatchNotFound
-from service.batches.schemas import BatchRead, SweepBatch, TasksBatch
+from service.batches.schemas import (
+    BatchRead,
+    SweepBatch,
+    SweepJobConfig,
+    SweepPair,
+    TasksBatch,
+)
 from service.context import AppContext
 from service.errors import Problem, ServiceError
 from service.jobs import service as jobs
@@ -15,7 +21,6 @@ from service.models import Batch, JobKind, JobState, Owner
 from service.tasks import service as tasks
 from service.tasks.uploads import stage_rows
 from service.transfers import service as transfers
-from service.transfers.schemas import TransferCreate
 
 
 def create(
@@ -52,15 +57,40 @@ def _create_tasks(session, context, owner, batch: Batch, body: TasksBatch) -> No
 
 
 def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> None:
+    """A run per pair and one sweep job measuring them all (sources trained once)."""
     pairs = [(s, t) for t in body.targets for s in body.sources if s != t]
     if not pairs:
         raise BatchInvalid("the sweep has no (source, target) pair with source ≠ target")
-    settings = body.transfer.model_dump()
-    runs = []
-    for source, target in pairs:
-        request = TransferCreate(target_task_id=target, sources=[source], **settings)
-        runs.append(transfers.start(session, context, owner, request, batch.id).id)
-    batch.spec = {"transfer_ids": runs, "pairs": pairs}
+    if body.transfer.strategy != "sequential":
+        raise BatchInvalid("a sweep measures single-source sequential transfer")
+    found = {
+        i: tasks.visible(session, owner, i) for i in dict.fromkeys(body.sources + body.targets)
+    }
+    runs = [
+        transfers.create_run(session, owner, found[t], [found[s]], body.transfer) for s, t in pairs
+    ]
+    config = SweepJobConfig(
+        batch_id=batch.id,
+        pairs=[
+            SweepPair(source_task_id=s, target_task_id=t, run_id=run.id)
+            for (s, t), run in zip(pairs, runs, strict=True)
+        ],
+        transfer=body.transfer,
+        model=body.transfer.model or context.settings.model,
+        device=context.settings.device,
+    )
+    job = jobs.submit(
+        session,
+        context.dispatcher,
+        owner_id=owner.id,
+        kind=JobKind.SWEEP,
+        config=config.model_dump(mode="json"),
+        batch_id=batch.id,
+        max_attempts=context.settings.job_max_attempts,
+    )
+    for run in runs:
+        run.job_id = job.id
+    batch.spec = {"transfer_ids": [run.id for run in runs], "pairs": pairs}
 
 
 def visible(session: Session, owner: Owner, batch_id: int) -> Batch:
@@ -83,13 +113,14 @@ def cancel(session: Session, batch: Batch) -> None:
 
 def read_models(session: Session, batches: list[Batch]) -> list[BatchRead]:
     children = repository.jobs_of(session, [b.id for b in batches])
+    kinds = (JobKind.TRANSFER, JobKind.SWEEP)
     runs = repository.transfer_ids(
-        session, [j.id for js in children.values() for j in js if j.kind == JobKind.TRANSFER]
+        session, [j.id for js in children.values() for j in js if j.kind in kinds]
     )
     return [_read(batch, children[batch.id], runs) for batch in batches]
 
 
-def _read(batch: Batch, children, runs: dict[int, int]) -> BatchRead:
+def _read(batch: Batch, children, runs: dict[int, list[int]]) -> BatchRead:
     counts = {state: 0 for state in JobState.ALL}
     for job in children:
         counts[job.state] += 1
@@ -102,7 +133,7 @@ def _read(batch: Batch, children, runs: dict[int, int]) -> BatchRead:
         progress=round(100.0 * progress, 1),
         counts=counts,
         task_ids=[j.task_id for j in children if j.kind == JobKind.EMBED and j.task_id],
-        transfer_ids=[runs[j.id] for j in children if j.id in runs],
+        transfer_ids=[run for j in children for run in runs.get(j.id, [])],
         jobs=[JobRead.of(j) for j in children],
         created_at=batch.created_at,
     )

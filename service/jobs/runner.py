@@ -35,6 +35,7 @@ HANDLERS = {
     JobKind.EMBED: "service.embeddings.jobs",
     JobKind.TRANSFER: "service.transfers.jobs",
     JobKind.IMPORT: "service.tasks.jobs",
+    JobKind.SWEEP: "service.batches.jobs",
 }
 # Worth another attempt: the database or broker hiccuped. Anything else fails the job at once.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

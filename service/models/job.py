@@ -27,8 +27,14 @@ class JobKind:
     EMBED = "embed"
     TRANSFER = "transfer"
     IMPORT = "import"  # load a Hub dataset and create its task (light: the embed queue)
+    SWEEP = "sweep"  # a batch's source × target sweep: each source trained once, resumable
 
-    QUEUES: ClassVar[dict[str, str]] = {EMBED: "embed", TRANSFER: "finetune", IMPORT: "embed"}
+    QUEUES: ClassVar[dict[str, str]] = {
+        EMBED: "embed",
+        TRANSFER: "finetune",
+        IMPORT: "embed",
+        SWEEP: "finetune",
+    }
 
 
 class Job(CreatedAt, Base):

@@ -21,7 +21,7 @@ def run(job: RunningJob) -> None:
 
     limit_torch_threads(job.settings)
     config = TransferJobConfig.model_validate(job.config)
-    stored = _stored(job, [config.target_task_id, *config.source_task_ids])
+    stored = stored_tasks(job, [config.target_task_id, *config.source_task_ids])
     seed = config.seeds[0]
     target = apply_regime(
         load_task_data(stored[0], job.settings),
@@ -63,7 +63,7 @@ def _train_config(settings: TrainSettings, device: str | None):
     return TrainConfig(**settings.model_dump(), device=device)
 
 
-def _stored(job: RunningJob, task_ids: list[int]) -> list[StoredTask]:
+def stored_tasks(job: RunningJob, task_ids: list[int]) -> list[StoredTask]:
     with job.session() as session:
         found = []
         for task_id in task_ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from service.transfers.schemas import (
     TransferJobConfig,
     TransferRead,
     TransferResultRead,
+    TransferSettings,
 )
 
 
@@ -34,22 +36,7 @@ def start(
     """Create the run and queue its fine-tuning job (on the ``finetune`` queue)."""
     target = tasks.visible(session, owner, body.target_task_id)
     sources = _sources(session, context, owner, target, body)
-    for task in (target, *sources):
-        if not task.counts.get("validation"):
-            raise TransferInvalid(f"task {task.name!r} has no validation rows to score stages on")
-    run = TransferRun(
-        owner_id=owner.id,
-        target_task_id=target.id,
-        target_name=target.name,
-        sources=[{"id": s.id, "name": s.name} for s in sources],
-        auto=body.sources == "auto",
-        strategy=body.strategy,
-        regime=body.regime,
-        seeds=list(body.seeds),
-        config=body.model_dump(mode="json"),
-    )
-    session.add(run)
-    session.flush()
+    run = create_run(session, owner, target, sources, body, auto=body.sources == "auto")
     config = TransferJobConfig(
         run_id=run.id,
         target_task_id=target.id,
@@ -81,6 +68,35 @@ def start(
         max_attempts=context.settings.job_max_attempts,
     )
     run.job_id = job.id
+    session.flush()
+    return run
+
+
+def create_run(
+    session: Session,
+    owner: Owner,
+    target: Task,
+    sources: list[Task],
+    settings: TransferSettings,
+    *,
+    auto: bool = False,
+) -> TransferRun:
+    """The run's row (its job is the caller's); 422 when a task has no rows to score on."""
+    for task in (target, *sources):
+        if not task.counts.get("validation"):
+            raise TransferInvalid(f"task {task.name!r} has no validation rows to score stages on")
+    run = TransferRun(
+        owner_id=owner.id,
+        target_task_id=target.id,
+        target_name=target.name,
+        sources=[{"id": s.id, "name": s.name} for s in sources],
+        auto=auto,
+        strategy=settings.strategy,
+        regime=settings.regime,
+        seeds=list(settings.seeds),
+        config=settings.model_dump(mode="json"),
+    )
+    session.add(run)
     session.flush()
     return run
 
@@ -162,6 +178,43 @@ def store_result(session: Session, run_id: int, outcome: Any, seeds: list[int]) 
     stages += [
         _stage("target", seed, s) for seed, s in zip(seeds, outcome.transfer_stages, strict=True)
     ]
+    _replace_result(session, run_id, outcome.metric, outcome, stages)
+    return {
+        "stored": True,
+        "metric": outcome.metric,
+        "gain": {"mean": outcome.gain.mean, "std": outcome.gain.std},
+    }
+
+
+def store_measured(session: Session, run_id: int, rows: list[Any]) -> bool:
+    """Persist a sweep's per-seed ``TransferRow``s of one (source, target) pair as the run's
+    result (the sweep keeps no per-stage metrics); False when the run was deleted."""
+    from workers.transfer import Summary
+
+    if session.get(TransferRun, run_id) is None:
+        return False
+    rows = sorted(rows, key=lambda r: r.seed)
+
+    summaries = _Summaries(
+        Summary.of([r.baseline for r in rows]),
+        Summary.of([r.score for r in rows]),
+        Summary.of([r.gain for r in rows]),
+    )
+    _replace_result(session, run_id, rows[0].metric, summaries, [])
+    return True
+
+
+@dataclass
+class _Summaries:
+    """The three summaries ``_replace_result`` reads (a ``workers.transfer.TransferResult``
+    has them too)."""
+
+    baseline: Any
+    transfer: Any
+    gain: Any
+
+
+def _replace_result(session: Session, run_id: int, metric: str, outcome, stages: list) -> None:
     existing = repository.result_for(session, run_id)
     if existing is not None:  # a second run of the same job replaces the first's result
         session.delete(existing)
@@ -169,7 +222,7 @@ def store_result(session: Session, run_id: int, outcome: Any, seeds: list[int]) 
     session.add(
         TransferResult(
             run_id=run_id,
-            metric=outcome.metric,
+            metric=metric,
             baseline_mean=outcome.baseline.mean,
             baseline_std=outcome.baseline.std,
             transfer_mean=outcome.transfer.mean,
@@ -185,11 +238,6 @@ def store_result(session: Session, run_id: int, outcome: Any, seeds: list[int]) 
         )
     )
     session.flush()
-    return {
-        "stored": True,
-        "metric": outcome.metric,
-        "gain": {"mean": outcome.gain.mean, "std": outcome.gain.std},
-    }
 
 
 def _stage(kind: str, seed: int | None, stage: Any) -> dict[str, Any]:

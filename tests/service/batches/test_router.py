@@ -55,11 +55,16 @@ def test_one_bad_task_rejects_the_whole_batch(client, keys, make_rows, table_cou
     assert stored_files() == []
 
 
-def test_sweep_creates_one_transfer_per_pair_and_cancels_together(client, keys, make_rows):
+def _sweep_tasks(client, keys, make_rows) -> list[int]:
     ids = []
     for i in range(3):
         body = _task(f"s{i}", make_rows(12, i), validation=make_rows(4, i))
         ids.append(client.post("/v1/tasks", json=body, headers=keys.alice).json()["id"])
+    return ids
+
+
+def test_sweep_is_one_job_with_a_run_per_pair_and_cancels_together(client, keys, make_rows):
+    ids = _sweep_tasks(client, keys, make_rows)
     body = {
         "kind": "sweep",
         "sources": ids[:2],
@@ -70,9 +75,36 @@ def test_sweep_creates_one_transfer_per_pair_and_cancels_together(client, keys, 
     assert response.status_code == 201, response.text
     batch = response.json()
     assert len(batch["transfer_ids"]) == 3  # (0,1) (0,2) (1,2): never a task onto itself
-    transfers = [j for j in batch["jobs"] if j["kind"] == "transfer"]
-    assert len(transfers) == 3 and all(j["config"]["seeds"] == [0, 1] for j in transfers)
+    (sweep,) = [j for j in batch["jobs"] if j["kind"] == "sweep"]
+    assert len(sweep["config"]["pairs"]) == 3 and sweep["config"]["transfer"]["seeds"] == [0, 1]
+    run = client.get(f"/v1/transfers/{batch['transfer_ids'][0]}", headers=keys.alice).json()
+    assert run["job_id"] == sweep["id"]
     cancelled = client.post(f"/v1/batches/{batch['id']}/cancel", headers=keys.alice).json()
-    assert cancelled["state"] == "cancelled" and cancelled["counts"]["cancelled"] == 3
+    assert cancelled["state"] == "cancelled" and cancelled["counts"]["cancelled"] == 1
     foreign = {"kind": "sweep", "sources": ids[:1], "targets": ids[1:2]}
     assert client.post("/v1/batches", json=foreign, headers=keys.bob).status_code == 404
+    multitask = {**body, "transfer": {"strategy": "multitask"}}
+    assert client.post("/v1/batches", json=multitask, headers=keys.alice).status_code == 422
+
+
+def test_sweep_job_trains_each_source_once_and_stores_every_pair(client, keys, make_rows, settings):
+    ids = _sweep_tasks(client, keys, make_rows)
+    train = {"epochs": 1, "batch_size": 4, "max_steps": 2}
+    transfer = {"seeds": [0, 1], "train_n": 8, "eval_n": 4}
+    transfer |= {"source_train": train, "target_train": train}
+    body = {"kind": "sweep", "sources": ids[:2], "targets": ids[1:], "transfer": transfer}
+    batch = client.post("/v1/batches", json=body, headers=keys.alice).json()
+    job_id = batch["jobs"][0]["id"]
+    assert JobRunner(client.app.state.context, "test").run(job_id) == "succeeded"
+    done = client.get(f"/v1/batches/{batch['id']}", headers=keys.alice).json()
+    assert done["state"] == "succeeded" and done["progress"] == 100.0
+    for run_id in batch["transfer_ids"]:
+        run = client.get(f"/v1/transfers/{run_id}", headers=keys.alice).json()
+        result = run["result"]
+        assert len(result["gain"]["values"]) == 2
+        pairs = zip(result["transfer"]["values"], result["baseline"]["values"], strict=True)
+        assert result["gain"]["values"] == pytest.approx([t - b for t, b in pairs])
+    folder = settings.artifacts_dir / "sweeps" / f"batch-{batch['id']}"
+    assert len(list((folder / "checkpoints").iterdir())) == 2  # one per source, not per pair
+    lines = (folder / "results.csv").read_text().splitlines()
+    assert len(lines) == 1 + 3 * 2  # header + pairs × seeds
