@@ -210,7 +210,13 @@ def similar(
         list[str],
         typer.Option("--library", help="A task folder or a folder of task folders (repeatable)."),
     ],
-    method: Annotated[str | None, typer.Option(help="taskemb, textemb, semb or fused.")] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            help="taskemb, textemb, semb, fused, or learned (the ranker file's ranker, "
+            "TASKREC_RANKER_PATH; default: the default_method setting)."
+        ),
+    ] = None,
     max_examples: Annotated[int | None, typer.Option(help="Examples per embedding.")] = None,
     k: Annotated[str, typer.Option("--k", help="How many to show, or 'all'.")] = "10",
     model: ModelOption = None,
@@ -218,26 +224,36 @@ def similar(
 ) -> None:
     """Rank library tasks as intermediate tasks for TARGET, without a server."""
     from workers.data.loaders import iter_task_dirs
+    from workers.selection.rankers import rank_learned
     from workers.similarity import METHOD_CHOICES, rank_library
 
     settings = get_settings()
     method = method or settings.default_method
+    choices = (*METHOD_CHOICES, "learned")
     with user_errors():
-        if method not in METHOD_CHOICES:
-            raise UserError(f"unknown method {method!r}; choose one of {', '.join(METHOD_CHOICES)}")
+        if method not in choices:
+            raise UserError(f"unknown method {method!r}; choose one of {', '.join(choices)}")
         limit = _top_k(k)
         goal = _load(target, settings)
         folders = [d for root in library for d in iter_task_dirs(_existing_dir(root, settings))]
         folders = [d for d in dict.fromkeys(folders) if d.name != goal.name]
         embedder = _embedder(settings, model, max_examples)
-        methods = ("taskemb", "textemb") if method == "fused" else (method,)
+        methods = {"fused": ("taskemb", "textemb"), "learned": ("taskemb", "textemb", "semb")}
+        methods = methods.get(method, (method,))
+        tasks = {goal.name: goal}
         with progress_bars(not as_json) as progress:
             target_embs = embedder.embed(goal, methods, progress)
             library_embs = {}
             for folder in folders:
                 task = _load(str(folder), settings)
+                tasks[task.name] = task
                 library_embs[task.name] = embedder.embed(task, methods, progress)
-        ranking = rank_library(target_embs, library_embs, method)[:limit]
+        if method == "learned":
+            embeddings = {goal.name: target_embs, **library_embs}
+            ranking = rank_learned(goal.name, tasks.values(), embeddings, settings.ranker_file)
+        else:
+            ranking = rank_library(target_embs, library_embs, method)
+        ranking = ranking[:limit]
     if as_json:
         print_json(
             {

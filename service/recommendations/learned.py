@@ -11,7 +11,6 @@ any other task by ``task:<id>`` so an owner's task can never pose as a library t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def rank_learned(
     ranker_file: Path,
 ) -> tuple[list[LearnedPick], str]:
     """``candidates`` (task ids) best first by the learned ranker; and a note on its evidence."""
-    from workers.selection.rankers import LearnedRanker, Library
+    from workers.selection.rankers import Library, saved_ranker
 
     evidence = _evidence(session)
     saved = _saved_names(ranker_file)
@@ -69,13 +68,8 @@ def rank_learned(
         embeddings=_embeddings(session, ids, keys, encoder_id),
     )
     known = set(library.specs)
-    ranker = LearnedRanker.load(ranker_file, library) if saved else LearnedRanker(library)
-    ranker.evidence = {  # measured pairs whose tasks this library no longer has are dropped
-        t: {s: o for s, o in m.items() if s in known}
-        for t, m in ranker.evidence.items()
-        if t in known
-    }
-    ranker.update(r for r in evidence.rows if r.source in known and r.target in known)
+    rows = [r for r in evidence.rows if r.source in known and r.target in known]
+    ranker = saved_ranker(ranker_file, library, rows)
     names = {task_id: key for key, task_id in keys.items()}
     target_key = names[target.id]
     candidate_keys = [names[i] for i in candidates if i != target.id]
@@ -137,10 +131,12 @@ def _evidence(session: Session) -> Evidence:
 
 def _saved_names(ranker_file: Path) -> set[str]:
     """The task names in the ranker file's evidence (none when there is no file)."""
+    from workers.selection.rankers import LearnedRanker
+
     if not ranker_file.is_file():
         return set()
-    evidence = json.loads(ranker_file.read_text()).get("evidence", [])
-    return {item[key] for item in evidence for key in ("target", "source")}
+    saved = LearnedRanker.load_evidence(ranker_file).evidence
+    return {name for target, sources in saved.items() for name in (target, *sources)}
 
 
 def _library_keys(session: Session, names: set[str]) -> dict[str, int]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from workers.data.schema import TaskData, TaskSpec
 from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes
-from workers.similarity import component_similarities, rank_library
+from workers.similarity import RankedTask, component_similarities, rank_library
 
 if TYPE_CHECKING:
     from workers.similarity import TaskEmbedding
@@ -311,14 +311,28 @@ class LearnedRanker:
         path.write_text(json.dumps(self.to_dict(), indent=1))
         return path
 
+    @dataclass(frozen=True)
+    class Saved:
+        config: LearnedConfig
+        evidence: Outcomes
+
+    @classmethod
+    def load_evidence(cls, path: str | Path) -> LearnedRanker.Saved:
+        """A saved ranker's config and evidence, without a library to check them against."""
+        data = json.loads(Path(path).read_text())
+        evidence: Outcomes = {}
+        for item in data["evidence"]:
+            outcome = Outcome(item["score"], item["gain"], item["seeds"])
+            evidence.setdefault(item["target"], {})[item["source"]] = outcome
+        return cls.Saved(LearnedConfig(**data["config"]), evidence)
+
     @classmethod
     def load(cls, path: str | Path, library: Library) -> LearnedRanker:
         """A saved ranker; its features are recomputed from ``library`` at ranking time."""
         data = json.loads(Path(path).read_text())
-        ranker = cls(library, LearnedConfig(**data["config"]))
-        for item in data["evidence"]:
-            outcome = Outcome(item["score"], item["gain"], item["seeds"])
-            ranker.evidence.setdefault(item["target"], {})[item["source"]] = outcome
+        saved = cls.load_evidence(path)
+        ranker = cls(library, saved.config)
+        ranker.evidence = saved.evidence
         ranker.model = _Model.from_dict(data["model"]) if data["model"] else None
         ranker.prior = data.get("prior", ranker.prior)
         ranker._donors = _DonorStats(ranker.evidence, library)
@@ -555,3 +569,45 @@ def build_ranker(
     if method == "learned":
         return LearnedRanker(library, learned).fit(evidence)
     raise ValueError(f"{method!r} has no ranker of its own (random and oracle are evaluation-only)")
+
+
+def rank_learned(
+    target: str,
+    tasks: Iterable[TaskData],
+    embeddings: Mapping[str, Mapping[str, TaskEmbedding]],
+    ranker_file: str | Path,
+) -> list[RankedTask]:
+    """Every task but ``target``, best first by the learned ranker saved in ``ranker_file``
+    (``taskrec evaluate --save-ranker``), refitted on its evidence among these tasks.
+
+    Without the file (or with too little evidence among these tasks) the ranker's prior
+    decides. Each result's components are the ranker's parts: model, prior and weight.
+    """
+    library = Library.from_tasks(tasks)
+    library.embeddings = {name: dict(methods) for name, methods in embeddings.items()}
+    ranker = saved_ranker(ranker_file, library)
+    candidates = [name for name in library.specs if name != target]
+    scores = ranker.scores(target, candidates)
+    parts = ("model", "prior", "weight")
+    ranked = [
+        RankedTask(c, s["score"], {p: s[p] for p in parts if p in s}) for c, s in scores.items()
+    ]
+    return sorted(ranked, key=lambda r: (-r.score, r.task))
+
+
+def saved_ranker(
+    ranker_file: str | Path, library: Library, rows: Iterable[TransferRow] = ()
+) -> LearnedRanker:
+    """A ranker with the saved file's config and its evidence among ``library``'s tasks, plus
+    ``rows``, fitted; without the file, one fitted on ``rows`` alone."""
+    ranker = LearnedRanker(library)
+    if Path(ranker_file).is_file():
+        saved = LearnedRanker.load_evidence(ranker_file)
+        known = set(library.specs)
+        ranker = LearnedRanker(library, saved.config)
+        ranker.evidence = {
+            t: {s: o for s, o in m.items() if s in known}
+            for t, m in saved.evidence.items()
+            if t in known
+        }
+    return ranker.update(rows)

@@ -48,6 +48,32 @@ def test_similar_json_ranks_library_and_never_the_target(env):
     assert "taskemb.cls" in data["ranking"][0]["components"]
 
 
+def test_similar_learned_uses_the_ranker_file(env, tmp_path, monkeypatch):
+    # Evidence on three other targets: toy_choice always the best donor, toy_qa the worst.
+    evidence = [
+        {"target": t, "source": s, "score": 50 + g, "gain": g, "seeds": 3}
+        for t in ("toy_ner", "toy_sts", "toy_qa")
+        for s, g in (("toy_choice", 6.0), ("toy_sentiment", 1.0), ("toy_qa", -4.0))
+        if s != t
+    ]
+    ranker = tmp_path / "ranker.json"
+    ranker.write_text(
+        json.dumps({"config": {}, "prior": "fused", "model": None, "evidence": evidence})
+    )
+    monkeypatch.setenv("TASKREC_RANKER_PATH", str(ranker))
+    get_settings.cache_clear()
+    args = ("similar", "toy_sentiment", "--library", str(env), "--method", "learned", "--json")
+    result = _run(*args, "--k", "all")
+    assert result.exit_code == 0, result.output
+    ranking = json.loads(result.stdout)["ranking"]
+    names = [r["task"] for r in ranking]
+    assert sorted(names) == ["toy_choice", "toy_ner", "toy_qa", "toy_sts"]
+    assert names.index("toy_choice") < names.index("toy_qa")
+    parts = {r["task"]: r["components"] for r in ranking}
+    assert parts["toy_choice"]["weight"] > 0 and parts["toy_ner"]["weight"] == 0.0  # no record
+    assert parts["toy_choice"]["model"] > parts["toy_qa"]["model"]
+
+
 def test_similar_second_run_recomputes_nothing(env, monkeypatch):
     assert (
         _run("similar", "toy_sts", "--library", str(env), "--method", "textemb", "--json").exit_code
