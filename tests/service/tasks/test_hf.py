@@ -206,8 +206,10 @@ def test_rejected_hub_dataset_fails_its_job_and_leaves_no_task(
     assert stored_files() == []
 
 
-def test_hub_reference_is_checked_before_its_job(client, keys, hub, upload, table_counts):
-    assert upload(keys.alice, "taken").status_code == 201
+def test_hub_reference_is_checked_before_its_job(client, keys, hub, upload, table_counts, wait_job):
+    first = upload(keys.alice, "taken")
+    assert first.status_code == 201
+    wait_job(first.json()["embedding"]["job_id"], keys.alice)  # its rows land before the count
     before = table_counts()
     taken = client.post("/v1/tasks", json=_body(hub("org/a"), "taken"), headers=keys.alice)
     assert taken.status_code == 409
