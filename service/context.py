@@ -45,7 +45,9 @@ def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> A
     from service.recommendations.cache import ResultCache
     from service.recommendations.index import IndexStore
 
-    engine = make_engine(settings.db_url)
+    engine = make_engine(
+        settings.db_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
     return AppContext(
         settings=settings,
         engine=engine,

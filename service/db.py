@@ -29,16 +29,20 @@ _AFTER_ROLLBACK = "taskrec.after_rollback"
 SQLITE_POOL = {"pool_size": 40, "max_overflow": 20}
 
 
-def make_engine(url: str, *, pooled: bool = True) -> Engine:
+def make_engine(
+    url: str, *, pooled: bool = True, pool_size: int = 10, max_overflow: int = 40
+) -> Engine:
     """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout.
 
     ``pooled=False`` keeps no connection open between uses (migrations, one-off commands).
+    A server's pool must cover its request threads (40 by default) plus its job workers, or
+    requests queue for a connection under load.
     """
     parsed = make_url(url)
     pool = {} if pooled else {"poolclass": NullPool}
     if parsed.get_backend_name() != "sqlite":
         if pooled:
-            pool = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+            pool = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": max_overflow}
         return create_engine(url, **pool)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

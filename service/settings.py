@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str | None = None  # None: SQLite file <data_dir>/taskrec.db
+    db_pool_size: int = 10  # PostgreSQL connections kept open per process
+    db_max_overflow: int = 40  # beyond the pool, up to this many more (request threads: 40)
     broker_url: str | None = None  # None: jobs run in a worker thread inside `taskrec serve`
     queue_namespace: str = ""  # prefix of broker queue names, so deployments can share a broker
     admin_key: SecretStr | None = None  # first admin key; None: generated and printed once
