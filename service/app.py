@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.auth.ratelimit import RateLimiter
+from service.auth.ratelimit import make_limiter
 from service.context import AppContext, build_context
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
@@ -42,7 +42,11 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     )
     app.state.context = None
     app.state.settings = settings
-    app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.limiter = make_limiter(
+        settings.rate_limit_per_minute,
+        settings.rate_limit_redis_url,
+        f"taskrec:{settings.queue_namespace}" if settings.queue_namespace else "taskrec",
+    )
     app.state.metrics = Metrics(lambda: app.state.context)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)

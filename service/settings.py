@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 100 * 1024 * 1024  # one request's body
     max_upload_rows: int = 1_000_000  # rows over all splits of one task
     rate_limit_per_minute: int = 600  # requests per API key; 0 disables the limit
+    rate_limit_redis_url: str | None = None  # shared limit across API processes; None: per process
     library_roots: list[Path] = []  # folders admins may register from, besides tasks_root
     register_library_on_start: bool = True  # `taskrec serve`: register tasks_root as the library
     recommend_candidates: int = 1000  # FAISS hits per component before rank fusion
