@@ -86,6 +86,7 @@ def _register_one(session: Session, context: AppContext, admin: Owner, folder: P
         source=TaskSource.FOLDER,
         folder=str(folder),
         content_hash=data.content_hash(),
+        data_hash=data.data_hash(),
         counts=counts,
         label_distribution=distribution,
         status=TaskStatus.EMBEDDING,

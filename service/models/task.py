@@ -47,6 +47,7 @@ class Task(CreatedAt, Base):
     folder: Mapped[str | None] = mapped_column(Text)  # the task folder (source "folder")
     storage: Mapped[str | None] = mapped_column(Text)  # artefact folder, relative to artifacts
     content_hash: Mapped[str] = mapped_column(String(64))
+    data_hash: Mapped[str | None] = mapped_column(String(64), index=True)  # rows only: no name
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)  # rows per split
     label_distribution: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.EMBEDDING, index=True)

@@ -21,7 +21,7 @@ import fcntl
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,10 +62,11 @@ class Snapshot:
         k: int,
         *,
         allowed: np.ndarray | None,
-        exclude: int | None,
+        exclude: int | Collection[int] | None,
         threads: int | None = None,
     ) -> list[tuple[int, float]]:
-        """Up to ``k`` (task id, cosine) pairs, best first, among ``allowed`` ids if given.
+        """Up to ``k`` (task id, cosine) pairs, best first, among ``allowed`` ids if given and
+        never the ``exclude`` one(s).
 
         ``threads``: FAISS's OpenMP threads for this search. A server runs one search per
         request thread; OpenMP teams on top of those oversubscribe the cores (on 2 busy cores
@@ -77,20 +78,23 @@ class Snapshot:
         if threads:
             faiss.omp_set_num_threads(threads)
         query = normalised(vector.reshape(1, -1))
-        if exclude not in self.tasks:
-            exclude = None  # nothing to exclude; FAISS scans faster without a selector
+        excluded = sorted(self._present(exclude))  # FAISS scans faster with no selector
         selector = None
         if allowed is not None:
-            ids = allowed[allowed != exclude] if exclude is not None else allowed
+            ids = allowed[~np.isin(allowed, excluded)] if excluded else allowed
             if ids.size == 0:
                 return []
             selector = faiss.IDSelectorBatch(ids)
-        elif exclude is not None:
-            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.array([exclude], "int64")))
+        elif excluded:
+            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.asarray(excluded, "int64")))
         params = self._parameters(selector, allowed)
         scores, ids = self.index.search(query, min(k, self.size), params=params)  # (1, k) each
         found = ids[0] >= 0
         return list(zip(ids[0][found].tolist(), scores[0][found].tolist(), strict=True))
+
+    def _present(self, exclude: int | Collection[int] | None) -> set[int]:
+        ids = {exclude} if isinstance(exclude, int) else set(exclude or ())
+        return {i for i in ids if i in self.tasks}
 
     def _parameters(self, selector, allowed: np.ndarray | None):
         if self.exact:
@@ -101,11 +105,15 @@ class Snapshot:
         nprobe = min(self.index.nlist, int(np.ceil(self.nprobe / share)))
         return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
 
-    def count(self, task_type: str | None = None, *, exclude: int | None = None) -> int:
+    def count(
+        self, task_type: str | None = None, *, exclude: int | Collection[int] | None = None
+    ) -> int:
         """How many tasks (of ``task_type``) this index holds, ``exclude`` not counted."""
         ids = self.by_type.get(task_type, ()) if task_type else self.tasks
-        excluded = exclude in self.tasks and (not task_type or self.tasks[exclude][1] == task_type)
-        return len(ids) - int(excluded)
+        left_out = [
+            i for i in self._present(exclude) if not task_type or self.tasks[i][1] == task_type
+        ]
+        return len(ids) - len(left_out)
 
     def vector(self, task_id: int) -> np.ndarray | None:
         if task_id not in self.tasks:

@@ -37,3 +37,23 @@ def library_total(session: Session, task_type: str | None = None) -> int:
     if task_type:
         query = query.where(Task.type == task_type)
     return session.scalar(query) or 0
+
+
+def same_data(session: Session, task: Task) -> list[tuple[int, str]]:
+    """(id, name) of the library tasks other than ``task`` that hold exactly its rows."""
+    if not task.data_hash:
+        return []
+    query = select(Task.id, Task.name).where(
+        Task.is_library.is_(True), Task.data_hash == task.data_hash, Task.id != task.id
+    )
+    return [(task_id, name) for task_id, name in session.execute(query.order_by(Task.id))]
+
+
+def library_count_of(session: Session, ids: set[int], task_type: str | None = None) -> int:
+    """How many of ``ids`` are library tasks (of ``task_type``)."""
+    query = (
+        select(func.count()).select_from(Task).where(Task.is_library.is_(True), Task.id.in_(ids))
+    )
+    if task_type:
+        query = query.where(Task.type == task_type)
+    return session.scalar(query) or 0

@@ -76,11 +76,21 @@ def recommend(
     cached = context.recommendations.get(key)
     if cached is not None:
         return cached
-    ranker = _Ranker(session, context, target.id, encoder_id, version, task_type, methods)
+    twins = repository.same_data(session, target)
+    excluded = {target.id, *(task_id for task_id, _ in twins)}
+    ranker = _Ranker(session, context, excluded, encoder_id, version, task_type, methods)
     if method == "learned":
         result = _rank_learned(session, context, ranker, target, vectors, k=k, model=model)
     else:
         result = _rank(session, ranker, target, vectors, k=k, method=method, model=model)
+    if twins:
+        left_out = (
+            f"left out {', '.join(name for _, name in twins)}: the same rows as this task "
+            "(transfer from them would train the target on itself)"
+        )
+        result = result.model_copy(
+            update={"note": "; ".join(filter(None, (result.note, left_out)))}
+        )
     context.recommendations.put(key, result)
     return result
 
@@ -153,11 +163,9 @@ class _Ranker:
     candidate depth, never with the library.
     """
 
-    def __init__(
-        self, session, context, target_id, encoder_id, version, task_type, methods
-    ) -> None:
+    def __init__(self, session, context, excluded, encoder_id, version, task_type, methods) -> None:
         self.session, self.context = session, context
-        self.target_id, self.encoder_id, self.task_type = target_id, encoder_id, task_type
+        self.excluded, self.encoder_id, self.task_type = excluded, encoder_id, task_type
         self.prefixed = len(methods) > 1  # evidence keys as rank_library writes them
         self.version = version
         self.hits: dict[tuple[str, str], dict[int, float]] = {}  # (method, component) -> hits
@@ -177,7 +185,7 @@ class _Ranker:
                     vectors[(method, component)],
                     settings.recommend_candidates,
                     allowed=allowed,
-                    exclude=self.target_id,
+                    exclude=self.excluded,
                     threads=settings.search_threads,
                 )
             )
@@ -277,19 +285,13 @@ def _not_ready_message(session: Session, target: Task, model: str, methods) -> s
 
 
 def _coverage(session: Session, ranker: _Ranker, task_type: str | None) -> LibraryCoverage:
+    """Library tasks the ranking could hold (the excluded ones not counted), and how many are
+    ready: embedded in every index the method searched."""
     total = repository.library_total(session, task_type)
-    sizes = [s.count(task_type, exclude=ranker.target_id) for s in ranker.snapshots.values()]
-    excluded = 1 if _target_in_library(session, ranker) else 0
-    total = max(0, total - excluded)
+    total -= repository.library_count_of(session, ranker.excluded, task_type)
+    sizes = [s.count(task_type, exclude=ranker.excluded) for s in ranker.snapshots.values()]
     ready = min(sizes) if sizes else 0
-    return LibraryCoverage(total=total, ready=ready, complete=ready >= total)
-
-
-def _target_in_library(session: Session, ranker: _Ranker) -> bool:
-    task = session.get(Task, ranker.target_id)
-    return bool(
-        task and task.is_library and (not ranker.task_type or task.type == ranker.task_type)
-    )
+    return LibraryCoverage(total=max(0, total), ready=ready, complete=ready >= total)
 
 
 def _note(coverage: LibraryCoverage) -> str | None:

@@ -64,6 +64,7 @@ def create_task(
         manifest=manifest,
         source=staged.source,
         content_hash=data.content_hash(),
+        data_hash=data.data_hash(),
         counts=counts,
         label_distribution=distribution,
         status=TaskStatus.EMBEDDING,

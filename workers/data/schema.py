@@ -140,6 +140,18 @@ class TaskData:
     def validation(self) -> list[Example]:
         return self.splits.get("validation", [])
 
+    def data_hash(self) -> str:
+        """A hash of the rows alone (and the task type): the same data under another name,
+        metric or row ids has the same one. Recommending a library task with the target's own
+        data would train the target on itself."""
+        digest = hashlib.sha256(self.spec.type.value.encode())
+        for split in sorted(self.splits):
+            digest.update(split.encode())
+            for example in self.splits[split]:
+                row = {k: v for k, v in asdict(example).items() if k != "id"}
+                digest.update(json.dumps(row, sort_keys=True).encode())
+        return digest.hexdigest()
+
     def content_hash(self) -> str:
         """A stable hash of the spec and every row: the cache key for anything derived from data."""
         digest = hashlib.sha256()

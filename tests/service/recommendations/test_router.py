@@ -158,6 +158,17 @@ def test_a_library_task_is_not_its_own_neighbour(client, keys, library):
     assert body["library"] == {"total": 3, "ready": 3, "complete": True}
 
 
+def test_a_library_task_with_the_targets_own_rows_is_left_out(client, keys, library, ready_task):
+    twin = ready_task(keys.alice, "my_copy_of_lib_a", offset=0, vocabulary=6)  # lib_a's rows
+    body = client.get(f"/v1/tasks/{twin['id']}/recommendations?k=10", headers=keys.alice).json()
+    assert "lib_a" not in {r["task"] for r in body["ranking"]}
+    assert "left out lib_a" in body["note"]
+    assert body["library"] == {"total": 3, "ready": 3, "complete": True}  # lib_a not counted
+    other = ready_task(keys.alice, "different", offset=5, vocabulary=6)
+    body = client.get(f"/v1/tasks/{other['id']}/recommendations?k=10", headers=keys.alice).json()
+    assert "lib_a" in {r["task"] for r in body["ranking"]} and body["note"] is None
+
+
 def test_index_follows_library_changes(client, keys, library, ready_task, settings):
     target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
     url = f"/v1/tasks/{target['id']}/recommendations?k=10"
