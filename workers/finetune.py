@@ -215,12 +215,16 @@ def _optimizer(model: TaskModel, config: TrainConfig, total_steps: int):
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    # The fused kernel does the same update in one pass: on one CPU thread a step over MiniLM's
+    # 22M parameters took 32 ms instead of 263 ms (a seventh of a small target stage).
+    fused = all(p.device.type in ("cpu", "cuda") for p in decay + no_decay)
     optimizer = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": config.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ],
         lr=config.learning_rate,
+        fused=fused,
     )
     warmup = int(total_steps * config.warmup_ratio)
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
