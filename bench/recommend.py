@@ -99,6 +99,7 @@ class BenchConfig:
     k: int = 10
     seed: int = 0
     exact_max: int = Settings.model_fields["index_exact_max"].default  # above: IVF
+    workers: int = 1  # server processes (uvicorn --workers, as taskrec serve --workers)
 
 
 @dataclass
@@ -347,13 +348,21 @@ class Server:
     pid: int
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system, all threads) the server process has used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time (user + system, all threads) the server and its worker processes have used
+        so far."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended while we looked
+            if stat.parent.name == str(self.pid) or int(fields[1]) == self.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
-def serving(data_dir: Path, exact_max: int, *, cache: bool) -> Iterator[Server]:
+def serving(data_dir: Path, exact_max: int, *, cache: bool, workers: int = 1) -> Iterator[Server]:
     """``uvicorn service.app:create_app`` on a free loopback port, embedded worker, no limit;
     ``cache=False`` turns the rankings cache off, so every request searches the indexes."""
     port = free_port()
@@ -367,6 +376,7 @@ def serving(data_dir: Path, exact_max: int, *, cache: bool) -> Iterator[Server]:
         )
     command = [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    command += ["--workers", str(workers)] if workers > 1 else []
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
         # cwd: the data directory, so no .env of the checkout is read
@@ -578,7 +588,9 @@ def run_size(size: int, layout: Layout, config: BenchConfig, root: Path) -> dict
     queries = np.random.default_rng(config.seed + 1).standard_normal((50, layout.dim), "float32")
     search = [compare_search(lib.sample, queries, depth) for depth in (config.k, DEPTH)]
     lib.sample = None  # the server needs the memory more
-    with serving(lib.data_dir, config.exact_max, cache=False) as server:  # every request searches
+    with serving(
+        lib.data_dir, config.exact_max, cache=False, workers=config.workers
+    ) as server:  # every request searches
         result = measure_size(lib, config, server)
         floor = measure_floor(lib, config, server) if size == config.sizes[0] else None
     with serving(
@@ -638,6 +650,7 @@ def main(
     seconds: float | None = typer.Option(None, help="Seconds per run at most (30; quick 8)."),
     quick: bool = typer.Option(False, help="Libraries of 1,000 and 10,000, short runs."),
     keep: bool = typer.Option(False, help="Keep the data directories (printed)."),
+    workers: int = typer.Option(1, help="Server processes (taskrec serve --workers)."),
     exact_max: int = typer.Option(
         BenchConfig.exact_max, help="TASKREC_INDEX_EXACT_MAX: larger libraries are served by IVF."
     ),
@@ -652,6 +665,7 @@ def main(
         max_seconds=seconds or (8.0 if quick else 30.0),
         serial_requests=20 if quick else 50,
         exact_max=exact_max,
+        workers=workers,
     )
     layout = packaged_layout()
     root = Path(tempfile.mkdtemp(prefix="taskrec-bench-"))

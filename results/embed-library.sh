@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TASKREC_CACHE_PATH=results/embeddings
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# Targets first, then the sources in the order the two sweeps reach them.
 TASKS="rte mrpc cb tweet_eval_emotion tweet_eval_irony wic sick_relatedness copa quartz wnut17_ner
-snli squad commonsense_qa conll2003_ner stsb sst2 social_i_qa ud_ewt_upos squad_v2 qnli
-hellaswag conll2000_chunk ag_news ropes cosmos_qa pmb_semtag qqp trec imdb cola"
+snli hellaswag squad conll2000_chunk commonsense_qa ag_news conll2003_ner ropes stsb cosmos_qa
+sst2 pmb_semtag social_i_qa qqp ud_ewt_upos trec squad_v2 imdb qnli cola"
 for task in $TASKS; do
   .venv/bin/taskrec embed "$task" --method taskemb --method textemb --method semb --json > /dev/null
   echo "embedded $task"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -48,6 +49,14 @@ def serve(
         typer.Option("--library/--no-library", help="Register the tasks root as the library."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes on the one port (each runs its own job threads when there is "
+            "no broker; jobs are claimed atomically, so none runs twice).",
+        ),
+    ] = 1,
 ) -> None:
     """Start the API with its job queue (worker threads here unless a broker is configured)."""
     import uvicorn
@@ -66,11 +75,24 @@ def serve(
     stderr.print(
         f"taskrec on http://{settings.host}:{settings.port} — jobs: {context.dispatcher.describe()}"
     )
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings, context=context),
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+        )
+        return
+    # Each process builds its app from TASKREC_* (the factory), so the options go there first;
+    # this process keeps only the library registration, whose jobs the workers pick up.
+    os.environ["TASKREC_DATA_DIR"] = str(settings.data_dir)
     uvicorn.run(
-        create_app(settings, context=context),
+        "service.app:create_app",
+        factory=True,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        workers=workers,
     )
 
 

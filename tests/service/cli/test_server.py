@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 from typer.testing import CliRunner
@@ -39,12 +40,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _serve(tmp_path, port, tiny_encoder_dir):
+def _serve(tmp_path, port, tiny_encoder_dir, *extra: str):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKREC_")} | {
         "TASKREC_MODEL": str(tiny_encoder_dir),
         "TASKREC_TORCH_THREADS": "1",
     }
     args = ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-library"]
+    args += list(extra)
     return subprocess.Popen(
         [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
     )
@@ -84,3 +86,43 @@ def test_serve_prints_a_first_admin_key_once(tmp_path, tiny_encoder_dir):
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     assert "trk_" not in output
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_serve_with_several_worker_processes(tmp_path, tiny_encoder_dir):
+    port = _free_port()
+    process = _serve(tmp_path, port, tiny_encoder_dir, "--workers", "2")
+    try:
+        key = process.stdout.readline().strip()
+        assert key.startswith("trk_")
+        _wait_healthy(port, process)
+        headers = {"Authorization": f"Bearer {key}"}
+        statuses = {
+            httpx.get(f"http://127.0.0.1:{port}/v1/me", headers=headers).status_code
+            for _ in range(10)
+        }
+        assert statuses == {200}
+        workers = [p for p in _children(process.pid) if "spawn_main" in _cmdline(p)]
+        assert len(workers) == 2, [_cmdline(p) for p in _children(process.pid)]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
