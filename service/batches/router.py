@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
+from sse_starlette import EventSourceResponse
 
 from service.auth.dependencies import CurrentOwner
 from service.auth.exceptions import NotAuthenticated
 from service.batches import service
 from service.batches.exceptions import BatchInvalid, BatchNotFound
 from service.batches.schemas import BatchCreate, BatchPage, BatchRead
+from service.context import AppContext
+from service.db import unit_of_work
 from service.dependencies import ContextDep, SessionDep, SettingsDep
 from service.errors import responses
+from service.events import progress_events
+from service.models import Batch, JobState
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.tasks.exceptions import TaskInvalid, TaskNameTaken, TaskNotFound, UploadTooLarge
 from service.transfers.exceptions import NoSources, TransferInvalid
@@ -75,3 +81,28 @@ def cancel_batch(batch_id: int, owner: CurrentOwner, session: SessionDep) -> Bat
     batch = service.visible(session, owner, batch_id)
     service.cancel(session, batch)
     return service.read_models(session, [batch])[0]
+
+
+@router.get(
+    "/{batch_id}/events",
+    responses={
+        **responses(BatchNotFound),
+        200: {"content": {"text/event-stream": {}}, "description": "progress events"},
+    },
+)
+def batch_events(
+    batch_id: int, owner: CurrentOwner, session: SessionDep, context: ContextDep
+) -> EventSourceResponse:
+    """Server-Sent Events: ``progress`` (the batch, as GET returns it) whenever it changes,
+    then one ``end`` once every child job has finished."""
+    batch = service.visible(session, owner, batch_id)
+    events = progress_events(
+        partial(_read, context, batch.id), JobState.FINAL, context.settings.sse_poll_interval_s
+    )
+    return EventSourceResponse(events, ping=15)
+
+
+def _read(context: AppContext, batch_id: int) -> BatchRead | None:
+    with unit_of_work(context.session_factory) as session:
+        batch = session.get(Batch, batch_id)
+        return service.read_models(session, [batch])[0] if batch else None

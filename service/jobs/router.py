@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse
-from starlette.concurrency import run_in_threadpool
 
 from service.auth.dependencies import CurrentOwner
 from service.auth.exceptions import NotAuthenticated
@@ -15,6 +12,7 @@ from service.context import AppContext
 from service.db import unit_of_work
 from service.dependencies import ContextDep, SessionDep
 from service.errors import responses
+from service.events import progress_events
 from service.jobs import repository, service
 from service.jobs.dependencies import VisibleJob
 from service.jobs.exceptions import JobFinished, JobNotFound
@@ -63,23 +61,10 @@ def cancel_job(job: VisibleJob, session: SessionDep) -> JobRead:
 )
 def job_events(job: VisibleJob, context: ContextDep) -> EventSourceResponse:
     """Server-Sent Events: ``progress`` whenever the job changes, then one ``end``."""
-    return EventSourceResponse(_events(context, job.id), ping=15)
-
-
-async def _events(context: AppContext, job_id: int) -> AsyncIterator[dict]:
-    last = None
-    while True:
-        job = await run_in_threadpool(_read, context, job_id)
-        if job is None:
-            return
-        data = job.model_dump_json()
-        if data != last:
-            last = data
-            yield {"event": "progress", "data": data}
-        if job.state in JobState.FINAL:
-            yield {"event": "end", "data": json.dumps({"id": job.id, "state": job.state})}
-            return
-        await asyncio.sleep(context.settings.sse_poll_interval_s)
+    events = progress_events(
+        partial(_read, context, job.id), JobState.FINAL, context.settings.sse_poll_interval_s
+    )
+    return EventSourceResponse(events, ping=15)
 
 
 def _read(context: AppContext, job_id: int) -> JobRead | None:

@@ -3,6 +3,8 @@ as one. No worker runs here: the test runs the child jobs it wants to see finish
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from service.jobs.runner import JobRunner
@@ -55,6 +57,18 @@ def test_one_bad_task_rejects_the_whole_batch(client, keys, make_rows, table_cou
     assert stored_files() == []
 
 
+def _events(client, url: str, headers) -> list[tuple[str, dict]]:
+    events, event = [], None
+    with client.stream("GET", url, headers=headers) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((event, json.loads(line.split(":", 1)[1])))
+    return events
+
+
 def _sweep_tasks(client, keys, make_rows) -> list[int]:
     ids = []
     for i in range(3):
@@ -104,6 +118,10 @@ def test_sweep_job_trains_each_source_once_and_stores_every_pair(client, keys, m
         assert len(result["gain"]["values"]) == 2
         pairs = zip(result["transfer"]["values"], result["baseline"]["values"], strict=True)
         assert result["gain"]["values"] == pytest.approx([t - b for t, b in pairs])
+    events = _events(client, f"/v1/batches/{batch['id']}/events", keys.alice)
+    assert events[0][0] == "progress" and events[0][1]["state"] == "succeeded"
+    assert events[-1] == ("end", {"id": batch["id"], "state": "succeeded"})
+    assert client.get(f"/v1/batches/{batch['id']}/events", headers=keys.bob).status_code == 404
     folder = settings.artifacts_dir / "sweeps" / f"batch-{batch['id']}"
     assert len(list((folder / "checkpoints").iterdir())) == 2  # one per source, not per pair
     lines = (folder / "results.csv").read_text().splitlines()
