@@ -8,7 +8,18 @@ import json
 from collections.abc import AsyncIterator, Callable
 
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+
+from service.models import JobState
+
+# The OpenAPI entry of every events endpoint.
+EVENT_STREAM = {200: {"content": {"text/event-stream": {}}, "description": "progress events"}}
+
+
+def event_stream(read: Callable[[], BaseModel | None], interval_s: float) -> EventSourceResponse:
+    """The SSE response for a job or a batch (they share the job states)."""
+    return EventSourceResponse(progress_events(read, JobState.FINAL, interval_s), ping=15)
 
 
 async def progress_events(

@@ -15,8 +15,8 @@ from service.context import AppContext
 from service.db import unit_of_work
 from service.dependencies import ContextDep, SessionDep, SettingsDep
 from service.errors import responses
-from service.events import progress_events
-from service.models import Batch, JobState
+from service.events import EVENT_STREAM, event_stream
+from service.models import Batch
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.tasks.exceptions import TaskInvalid, TaskNameTaken, TaskNotFound, UploadTooLarge
 from service.transfers.exceptions import NoSources, TransferInvalid
@@ -85,10 +85,7 @@ def cancel_batch(batch_id: int, owner: CurrentOwner, session: SessionDep) -> Bat
 
 @router.get(
     "/{batch_id}/events",
-    responses={
-        **responses(BatchNotFound),
-        200: {"content": {"text/event-stream": {}}, "description": "progress events"},
-    },
+    responses={**responses(BatchNotFound), **EVENT_STREAM},
 )
 def batch_events(
     batch_id: int, owner: CurrentOwner, session: SessionDep, context: ContextDep
@@ -96,10 +93,7 @@ def batch_events(
     """Server-Sent Events: ``progress`` (the batch, as GET returns it) whenever it changes,
     then one ``end`` once every child job has finished."""
     batch = service.visible(session, owner, batch_id)
-    events = progress_events(
-        partial(_read, context, batch.id), JobState.FINAL, context.settings.sse_poll_interval_s
-    )
-    return EventSourceResponse(events, ping=15)
+    return event_stream(partial(_read, context, batch.id), context.settings.sse_poll_interval_s)
 
 
 def _read(context: AppContext, batch_id: int) -> BatchRead | None:

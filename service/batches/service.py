@@ -79,15 +79,8 @@ def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> No
         model=body.transfer.model or context.settings.model,
         device=context.settings.device,
     )
-    job = jobs.submit(
-        session,
-        context.dispatcher,
-        owner_id=owner.id,
-        kind=JobKind.SWEEP,
-        config=config.model_dump(mode="json"),
-        batch_id=batch.id,
-        max_attempts=context.settings.job_max_attempts,
-    )
+    sweep = config.model_dump(mode="json")
+    job = jobs.queue_job(session, context, owner.id, JobKind.SWEEP, sweep, batch_id=batch.id)
     for run in runs:
         run.job_id = job.id
     batch.spec = {"transfer_ids": [run.id for run in runs], "pairs": pairs}

@@ -37,15 +37,14 @@ def queue_embedding(
     # another model leaves a ready task ready.
     if config.model == context.settings.model or task.status != TaskStatus.READY:
         task.status = TaskStatus.EMBEDDING
-    return jobs.submit(
+    return jobs.queue_job(
         session,
-        context.dispatcher,
-        owner_id=owner_id,
-        kind=JobKind.EMBED,
-        config=config.model_dump(),
+        context,
+        owner_id,
+        JobKind.EMBED,
+        config.model_dump(),
         task_id=task.id,
         batch_id=batch_id,
-        max_attempts=context.settings.job_max_attempts,
     )
 
 

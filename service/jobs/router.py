@@ -12,12 +12,11 @@ from service.context import AppContext
 from service.db import unit_of_work
 from service.dependencies import ContextDep, SessionDep
 from service.errors import responses
-from service.events import progress_events
+from service.events import EVENT_STREAM, event_stream
 from service.jobs import repository, service
 from service.jobs.dependencies import VisibleJob
 from service.jobs.exceptions import JobFinished, JobNotFound
 from service.jobs.schemas import JobPage, JobRead
-from service.models import JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=responses(NotAuthenticated))
 
@@ -54,17 +53,11 @@ def cancel_job(job: VisibleJob, session: SessionDep) -> JobRead:
 
 @router.get(
     "/{job_id}/events",
-    responses={
-        **responses(JobNotFound),
-        200: {"content": {"text/event-stream": {}}, "description": "progress events"},
-    },
+    responses={**responses(JobNotFound), **EVENT_STREAM},
 )
 def job_events(job: VisibleJob, context: ContextDep) -> EventSourceResponse:
     """Server-Sent Events: ``progress`` whenever the job changes, then one ``end``."""
-    events = progress_events(
-        partial(_read, context, job.id), JobState.FINAL, context.settings.sse_poll_interval_s
-    )
-    return EventSourceResponse(events, ping=15)
+    return event_stream(partial(_read, context, job.id), context.settings.sse_poll_interval_s)
 
 
 def _read(context: AppContext, job_id: int) -> JobRead | None:

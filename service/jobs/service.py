@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from service.context import AppContext
 from service.db import on_commit
 from service.jobs import repository
 from service.jobs.dispatch import Dispatcher
@@ -41,6 +42,21 @@ def submit(
     session.flush()
     on_commit(session, partial(dispatcher.enqueue, job.id, job.queue, 0.0))
     return job
+
+
+def queue_job(
+    session: Session, context: AppContext, owner_id: int, kind: str, config: dict[str, Any], **ids
+) -> Job:
+    """``submit`` with the context's dispatcher and retry budget; ``ids``: task_id, batch_id."""
+    return submit(
+        session,
+        context.dispatcher,
+        owner_id=owner_id,
+        kind=kind,
+        config=config,
+        max_attempts=context.settings.job_max_attempts,
+        **ids,
+    )
 
 
 def visible(session: Session, owner: Owner, job_id: int) -> Job:

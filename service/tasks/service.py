@@ -81,14 +81,8 @@ def queue_import(session: Session, context: AppContext, owner: Owner, staged: St
     manifest = staged.manifest()
     hf.check_manifest(manifest)
     _check_name_free(session, owner, manifest["name"])
-    return jobs.submit(
-        session,
-        context.dispatcher,
-        owner_id=owner.id,
-        kind=JobKind.IMPORT,
-        config=staged.hf.model_dump(mode="json"),
-        max_attempts=context.settings.job_max_attempts,
-    )
+    config = staged.hf.model_dump(mode="json")
+    return jobs.queue_job(session, context, owner.id, JobKind.IMPORT, config)
 
 
 def _check_name_free(session: Session, owner: Owner, name: str) -> None:

@@ -57,15 +57,14 @@ def start(
             }
         ),
     )
-    job = jobs.submit(
+    job = jobs.queue_job(
         session,
-        context.dispatcher,
-        owner_id=owner.id,
-        kind=JobKind.TRANSFER,
-        config=config.model_dump(mode="json"),
+        context,
+        owner.id,
+        JobKind.TRANSFER,
+        config.model_dump(mode="json"),
         task_id=target.id,
         batch_id=batch_id,
-        max_attempts=context.settings.job_max_attempts,
     )
     run.job_id = job.id
     session.flush()
