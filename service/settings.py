@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     # Source selection (transfer sweeps, evaluation, the learned ranker)
     checkpoints_path: Path | None = None  # sweep source checkpoints; None: <data_dir>/checkpoints
     ranker_path: Path | None = None  # the learned ranker (JSON); None: <data_dir>/ranker.json
-    selection_methods: str = "random,datasize,taskemb,textemb,semb,fused,learned,oracle"
+    selection_methods: str = (
+        "random,datasize,taskemb,taskemb_centred,textemb,semb,fused,learned,oracle"
+    )
 
     # Service: deployment
     env: str = "development"  # "production" refuses unsafe settings (short admin key, ...)

@@ -166,8 +166,8 @@ def evaluate(
         typer.Option(
             "--methods",
             help="Ranking methods (comma-separated, repeatable): random, datasize, taskemb, "
-            "textemb, semb, fused, learned, oracle, taskemb:<component>, taskemb:* "
-            "(default: the selection_methods setting).",
+            "taskemb_centred, textemb, semb, fused, learned, oracle, taskemb:<component>, "
+            "taskemb:* (default: the selection_methods setting).",
         ),
     ] = [],  # noqa: B006
     within_type: Annotated[

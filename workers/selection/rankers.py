@@ -25,14 +25,20 @@ import numpy as np
 
 from workers.data.schema import TaskData, TaskSpec
 from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes
-from workers.similarity import RankedTask, component_similarities, rank_library
+from workers.similarity import (
+    RankedTask,
+    component_similarities,
+    cosine,
+    rank_library,
+    reciprocal_rank_fusion,
+)
 
 if TYPE_CHECKING:
     from workers.similarity import TaskEmbedding
 
 EMBEDDING_METHODS = ("taskemb", "textemb", "semb")  # as workers.embeddings.METHODS
 SIMILARITY_METHODS = ("taskemb", "textemb", "semb", "fused")
-METHODS = ("random", "datasize", *SIMILARITY_METHODS, "learned", "oracle")
+METHODS = ("random", "datasize", *SIMILARITY_METHODS, "taskemb_centred", "learned", "oracle")
 COMPONENT_PREFIX = "taskemb:"  # "taskemb:cls", "taskemb:layer3.output"; "taskemb:*" = all
 
 
@@ -130,6 +136,47 @@ class ComponentRanker:
         key = f"taskemb.{self.component}"
         sims = {c: self.library.similarities(target, c).get(key, -math.inf) for c in candidates}
         return sorted(candidates, key=lambda c: (-sims[c], c))
+
+
+@dataclass
+class CentredTaskEmbRanker:
+    """TaskEmb per component as ``log1p(F / median F)``, centred on the mean over every task in
+    the library, then cosine; components fused by RRF as ``taskemb`` fuses them.
+
+    Raw Fisher diagonals share a few dominant dimensions, so raw cosines sit near 1 for every
+    pair of tasks in the later layers; the log tames those outliers and the centring removes
+    what all tasks have in common. Both use only the library's embeddings, never gains.
+    """
+
+    library: Library
+    _vectors: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
+        vectors = self._centred()
+        rankings = []
+        for by_task in vectors.values():
+            if target not in by_task:
+                continue
+            sims = {c: cosine(by_task[target], by_task[c]) for c in candidates if c in by_task}
+            rankings.append(sorted(sims, key=lambda c: (-sims[c], c)))
+        fused = reciprocal_rank_fusion(rankings)
+        return sorted(candidates, key=lambda c: (-fused.get(c, 0.0), c))
+
+    def _centred(self) -> dict[str, dict[str, np.ndarray]]:
+        if not self._vectors:
+            raw: dict[str, dict[str, np.ndarray]] = defaultdict(dict)  # component -> task -> F
+            for name, methods in self.library.embeddings.items():
+                if "taskemb" in methods:
+                    for component, vector in methods["taskemb"].components.items():
+                        raw[component][name] = np.asarray(vector, dtype=float)
+            for component, by_task in raw.items():
+                stacked = np.vstack(list(by_task.values()))  # (tasks, dim)
+                positive = stacked[stacked > 0]
+                scale = float(np.median(positive)) if positive.size else 1.0
+                logged = np.log1p(np.clip(stacked, 0, None) / scale)
+                centred = logged - logged.mean(0)
+                self._vectors[component] = dict(zip(by_task, centred, strict=True))
+        return self._vectors
 
 
 @dataclass
@@ -533,6 +580,7 @@ def expand_methods(methods: Iterable[str], library: Library) -> list[str]:
 
 _EMBEDDINGS_READ = {
     "taskemb": ("taskemb",),
+    "taskemb_centred": ("taskemb",),
     "textemb": ("textemb",),
     "semb": ("semb",),
     "fused": ("taskemb", "textemb"),
@@ -564,6 +612,8 @@ def build_ranker(
         return SimilarityRanker(library, method)
     if method.startswith(COMPONENT_PREFIX):
         return ComponentRanker(library, method.removeprefix(COMPONENT_PREFIX))
+    if method == "taskemb_centred":
+        return CentredTaskEmbRanker(library)
     if method == "datasize":
         return DataSizeRanker(library)
     if method == "learned":

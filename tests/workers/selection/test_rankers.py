@@ -155,3 +155,32 @@ def test_ranking_needs_no_torch_and_knows_every_embedding_method() -> None:
     repo = Path(__file__).resolve().parents[3]
     found = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
     assert found.stdout.strip() == "False", found.stderr
+
+
+def test_centred_taskemb_sees_past_the_dimensions_every_task_shares() -> None:
+    """Fisher-like vectors: one huge dimension common to all tasks, then a task-specific
+    pattern. Raw cosines are ~1 everywhere; after log + centring the twin of the target wins."""
+    import numpy as np
+
+    from workers.data.schema import Metric, TaskSpec, TaskType
+    from workers.embeddings import TaskEmbedding
+    from workers.encoder import EncoderRef
+    from workers.selection.rankers import CentredTaskEmbRanker, Library, SimilarityRanker
+
+    rng = np.random.default_rng(0)
+    patterns = {"a": rng.random(16), "b": rng.random(16), "c": rng.random(16)}
+    patterns["target"] = patterns["b"] + 0.05 * rng.random(16)  # b's twin
+    ref = EncoderRef("fake", "0", "fake")
+    embeddings = {}
+    for name, pattern in patterns.items():
+        fisher = np.concatenate([[1e4 * (1 + 0.01 * rng.random())], 1e-3 * pattern])
+        other = np.concatenate([[5e3, 2e3], 1e-4 * pattern[::-1]])  # another layer, same story
+        components = {"layer0.output": fisher, "cls": other}
+        embeddings[name] = {"taskemb": TaskEmbedding(name, "taskemb", ref, components, 10, {})}
+    spec = TaskSpec("x", TaskType.CLASSIFICATION, Metric.ACCURACY, ("a", "b"))
+    library = Library({n: spec for n in patterns}, {n: 100 for n in patterns}, embeddings)
+    raw = library.similarities("target", "a")["taskemb.layer0.output"]
+    assert raw > 0.999  # the shared dimension decides the raw cosine
+    centred = CentredTaskEmbRanker(library).rank("target", ["a", "b", "c"])
+    assert centred[0] == "b"
+    assert SimilarityRanker(library, "taskemb").rank("target", ["a", "b", "c"])  # still ranks
