@@ -109,23 +109,25 @@ def _evidence(session: Session) -> Evidence:
         .join(TransferResult, TransferResult.run_id == TransferRun.id)
         .where(TransferRun.strategy == "sequential", TransferRun.target_task_id.is_not(None))
     )
-    rows, task_ids = [], {}
-    for run, result in session.execute(query):
-        if len(run.sources) != 1 or run.sources[0].get("id") is None:
-            continue
-        keys = _keys(session, [run.target_task_id, run.sources[0]["id"]])
-        by_id = {task_id: key for key, task_id in keys.items()}
-        if len(by_id) != 2:
+    runs = [
+        (run, result)
+        for run, result in session.execute(query)
+        if len(run.sources) == 1 and run.sources[0].get("id") is not None
+    ]
+    ids = {i for run, _ in runs for i in (run.target_task_id, run.sources[0]["id"])}
+    task_ids = _keys(session, list(ids))  # one query for every run's tasks
+    by_id = {task_id: key for key, task_id in task_ids.items()}
+    rows = []
+    for run, result in runs:
+        target, source = by_id.get(run.target_task_id), by_id.get(run.sources[0]["id"])
+        if target is None or source is None:
             continue  # a task of the run was deleted since
-        task_ids.update(keys)
-        target, source = by_id[run.target_task_id], by_id[run.sources[0]["id"]]
         per_seed = result.per_seed
         for seed, score, baseline, gain in zip(
             run.seeds, per_seed["transfer"], per_seed["baseline"], per_seed["gain"], strict=False
         ):
-            rows.append(
-                TransferRow(source, target, int(seed), score, baseline, gain, result.metric)
-            )
+            row = TransferRow(source, target, int(seed), score, baseline, gain, result.metric)
+            rows.append(row)
     return Evidence(rows, task_ids)
 
 
