@@ -42,7 +42,7 @@ class EmbeddingCache:
         return TaskEmbedding(
             task=meta["task"],
             method=meta["method"],
-            encoder=EncoderRef(**meta["encoder"]),
+            encoder=EncoderRef(meta["encoder"]["name"], meta["encoder"]["revision"], ""),
             components=components,
             num_examples=meta["num_examples"],
             settings=meta["settings"],
@@ -54,7 +54,9 @@ class EmbeddingCache:
         meta = {
             "task": embedding.task,
             "method": embedding.method,
-            "encoder": vars(embedding.encoder),
+            # name@revision is the encoder's identity; its path is only where this machine
+            # found it, so it stays out of a cache that may be shared or committed.
+            "encoder": {"name": embedding.encoder.name, "revision": embedding.encoder.revision},
             "components": list(embedding.components),
             "num_examples": embedding.num_examples,
             "settings": embedding.settings,

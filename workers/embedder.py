@@ -7,6 +7,7 @@ cached loads no model at all.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from workers.cache import EmbeddingCache, cache_key
 from workers.data.schema import TaskData
@@ -47,7 +48,8 @@ class Embedder:
         settings = self.config.to_dict()
         keys = {m: cache_key(data_hash, self.ref, m, _relevant(settings, m)) for m in methods}
         found = {m: self.cache.get(k) for m, k in keys.items()} if self.cache else {}
-        result = {m: e for m, e in found.items() if e is not None}
+        # A hit was keyed on this encoder's id; it gets this machine's path back (not stored).
+        result = {m: replace(e, encoder=self.ref) for m, e in found.items() if e is not None}
         missing = [m for m in methods if m not in result]
         if any(m in ("textemb", "semb") for m in missing):
             result.update(self._compute_text(task, progress))
