@@ -51,7 +51,8 @@ def run(job: RunningJob) -> None:
     )
     # Pairs a former attempt finished were skipped this time: their rows are in the CSV.
     recorder.store_all(read_results(paths.results))
-    job.complete(lambda session: {"pairs": len(runs), "results": str(paths.results)})
+    stored = paths.results.relative_to(job.settings.artifacts_dir)  # no server paths in the API
+    job.complete(lambda session: {"pairs": len(runs), "results": str(stored)})
 
 
 class _Recorder:
