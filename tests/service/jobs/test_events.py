@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
+import uuid
 
 import pytest
 
@@ -26,8 +26,10 @@ def settings_overrides():
 
 
 def test_sse_stream_reports_progress_until_the_end(client, keys, upload, make_rows):
-    offset = int(time.time() * 1000) % 10_000 + 20_000  # data never seen before: no cache hit
-    response = upload(keys.alice, "watched", rows=make_rows(120, offset=offset, vocabulary=10))
+    # A name never used before: embeddings are cached by a hash that includes it, and the rows
+    # alone repeat across tests (their offset counts modulo the vocabulary).
+    name = f"watched-{uuid.uuid4().hex[:8]}"
+    response = upload(keys.alice, name, rows=make_rows(120, offset=3, vocabulary=10))
     assert response.status_code == 201, response.text
     job_id = response.json()["embedding"]["job_id"]
     worker = threading.Thread(

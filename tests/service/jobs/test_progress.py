@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 
@@ -20,8 +21,8 @@ def _slow_task(upload, make_rows, headers, name, offset):
 
 
 def test_cancel_reaches_a_running_job(client, keys, upload, make_rows, wait_job):
-    offset = int(time.time() * 1000) % 10_000  # data never seen before: no cache hit
-    task = _slow_task(upload, make_rows, keys.alice, "slow", offset)
+    # A name never used before: embeddings are cached by a hash that includes it.
+    task = _slow_task(upload, make_rows, keys.alice, f"slow-{uuid.uuid4().hex[:8]}", 3)
     job_id = task["embedding"]["job_id"]
     deadline = time.monotonic() + 60
     while True:
