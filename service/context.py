@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from service.jobs.dispatch import Dispatcher
     from service.recommendations.cache import ResultCache
     from service.recommendations.index import IndexStore
+    from service.recommendations.learned import FittedRanker
     from service.recommendations.schemas import Recommendations
 
 
@@ -32,6 +33,7 @@ class AppContext:
     dispatcher: Dispatcher
     indexes: IndexStore
     recommendations: ResultCache[Recommendations]
+    learned_fits: ResultCache[FittedRanker]  # keyed by encoder, library version and evidence
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def close(self) -> None:
@@ -57,4 +59,5 @@ def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> A
             settings.index_dir, exact_max=settings.index_exact_max, nprobe=settings.index_nprobe
         ),
         recommendations=ResultCache(settings.recommend_cache_size, settings.recommend_cache_ttl_s),
+        learned_fits=ResultCache(settings.learned_fit_cache_size, settings.recommend_cache_ttl_s),
     )

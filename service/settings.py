@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     index_exact_max: int = 200_000
     index_nprobe: int = 32  # inverted lists an approximate search visits (of √n)
     learned_candidates: int = 100  # fused top-n the learned ranker re-orders
+    learned_fit_cache_size: int = 8  # fitted learned rankers kept per process (by evidence)
     recommend_cache_size: int = 10_000  # finished rankings kept per process; 0 disables
     recommend_cache_ttl_s: float = 30.0  # how long a kept ranking may lag library counts
     search_threads: int | None = 1  # FAISS threads per search (requests run in parallel); None: all

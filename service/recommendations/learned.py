@@ -47,29 +47,38 @@ def evidence_stamp(session: Session, ranker_file: Path) -> tuple:
     return (count, last, str(ranker_file), mtime)
 
 
+@dataclass(frozen=True)
+class FittedRanker:
+    """The learned ranker fitted on the evidence, and the tasks that evidence names."""
+
+    ranker: object  # workers.selection.rankers.LearnedRanker (torch-free, imported lazily)
+    task_ids: dict[str, int]  # ranker key -> task id
+
+
+def fit_ranker(session: Session, encoder_id: str, ranker_file: Path) -> FittedRanker:
+    """Fit on the ranker file's evidence plus the finished transfer runs; reads only their tasks."""
+    from workers.selection.rankers import saved_ranker
+
+    evidence = _evidence(session)
+    keys = {**evidence.task_ids, **_library_keys(session, _saved_names(ranker_file))}
+    library = _library(session, keys, encoder_id)
+    known = set(library.specs)
+    rows = [r for r in evidence.rows if r.source in known and r.target in known]
+    return FittedRanker(saved_ranker(ranker_file, library, rows), keys)
+
+
 def rank_learned(
     session: Session,
     target: Task,
     candidates: list[int],
     encoder_id: str,
-    ranker_file: Path,
+    fitted: FittedRanker,
 ) -> tuple[list[LearnedPick], str]:
-    """``candidates`` (task ids) best first by the learned ranker; and a note on its evidence."""
-    from workers.selection.rankers import Library, saved_ranker
-
-    evidence = _evidence(session)
-    saved = _saved_names(ranker_file)
-    keys = {**evidence.task_ids, **_library_keys(session, saved)}
-    keys.update(_keys(session, [target.id, *candidates]))
-    ids = sorted(set(keys.values()))
-    library = Library(
-        specs=_specs(session, ids, keys),
-        sizes=_sizes(session, ids, keys),
-        embeddings=_embeddings(session, ids, keys, encoder_id),
-    )
-    known = set(library.specs)
-    rows = [r for r in evidence.rows if r.source in known and r.target in known]
-    ranker = saved_ranker(ranker_file, library, rows)
+    """``candidates`` (task ids) best first by the fitted ranker; and a note on its evidence."""
+    request_keys = _keys(session, [target.id, *candidates])
+    request = _library(session, request_keys, encoder_id)
+    ranker = fitted.ranker.with_library(fitted.ranker.library.merged(request))
+    keys = {**fitted.task_ids, **request_keys}
     names = {task_id: key for key, task_id in keys.items()}
     target_key = names[target.id]
     candidate_keys = [names[i] for i in candidates if i != target.id]
@@ -157,12 +166,23 @@ def _keys(session: Session, ids: list[int]) -> dict[str, int]:
     }
 
 
-def _specs(session: Session, ids: list[int], keys: dict[str, int]):
-    from workers.data.schema import Metric, TaskSpec, TaskType
+def _library(session: Session, keys: dict[str, int], encoder_id: str):
+    """Specs, training sizes and ``encoder_id`` embeddings of the tasks in ``keys``."""
+    from workers.selection.rankers import Library
 
     by_id = {task_id: key for key, task_id in keys.items()}
+    return Library(
+        specs=_specs(session, by_id),
+        sizes=_sizes(session, by_id),
+        embeddings=_embeddings(session, by_id, encoder_id),
+    )
+
+
+def _specs(session: Session, by_id: dict[int, str]):
+    from workers.data.schema import Metric, TaskSpec, TaskType
+
     specs = {}
-    for task in session.scalars(select(Task).where(Task.id.in_(ids))):
+    for task in session.scalars(select(Task).where(Task.id.in_(by_id))):
         specs[by_id[task.id]] = TaskSpec(
             name=by_id[task.id],
             type=TaskType(task.type),
@@ -173,20 +193,18 @@ def _specs(session: Session, ids: list[int], keys: dict[str, int]):
     return specs
 
 
-def _sizes(session: Session, ids: list[int], keys: dict[str, int]) -> dict[str, int]:
-    by_id = {task_id: key for key, task_id in keys.items()}
-    query = select(Task.id, Task.counts).where(Task.id.in_(ids))
+def _sizes(session: Session, by_id: dict[int, str]) -> dict[str, int]:
+    query = select(Task.id, Task.counts).where(Task.id.in_(by_id))
     return {by_id[i]: int((counts or {}).get("train", 0)) for i, counts in session.execute(query)}
 
 
-def _embeddings(session: Session, ids: list[int], keys: dict[str, int], encoder_id: str):
+def _embeddings(session: Session, by_id: dict[int, str], encoder_id: str):
     from workers.encoder import EncoderRef
     from workers.similarity import TaskEmbedding
 
-    by_id = {task_id: key for key, task_id in keys.items()}
     query = (
         select(Embedding)
-        .where(Embedding.task_id.in_(ids), Embedding.encoder_id == encoder_id)
+        .where(Embedding.task_id.in_(by_id), Embedding.encoder_id == encoder_id)
         .order_by(Embedding.id)
     )
     found: dict[str, dict[str, TaskEmbedding]] = {}

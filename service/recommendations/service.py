@@ -22,7 +22,7 @@ from service.models import Task
 from service.recommendations import repository
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.recommendations.index import IndexDelta, IndexKey, Snapshot, normalised
-from service.recommendations.learned import evidence_stamp, rank_learned
+from service.recommendations.learned import evidence_stamp, fit_ranker, rank_learned
 from service.recommendations.schemas import LibraryCoverage, RankedTask, Recommendations
 
 
@@ -71,8 +71,8 @@ def recommend(
     encoder_id, vectors, revision = _target_vectors(session, target, model, methods)
     version = repository.version(session, encoder_id)
     key = (target.id, revision, encoder_id, version, k, method, task_type, model)
-    if method == "learned":  # a finished transfer run or a new ranker file changes the answer
-        key += evidence_stamp(session, settings.ranker_file)
+    stamp = evidence_stamp(session, settings.ranker_file) if method == "learned" else ()
+    key += stamp  # for learned, a finished transfer run or a new ranker file changes the answer
     cached = context.recommendations.get(key)
     if cached is not None:
         return cached
@@ -80,7 +80,8 @@ def recommend(
     excluded = {target.id, *(task_id for task_id, _ in twins)}
     ranker = _Ranker(session, context, excluded, encoder_id, version, task_type, methods)
     if method == "learned":
-        result = _rank_learned(session, context, ranker, target, vectors, k=k, model=model)
+        fit_key = (encoder_id, version, *stamp)
+        result = _rank_learned(session, context, ranker, target, vectors, fit_key, k=k, model=model)
     else:
         result = _rank(session, ranker, target, vectors, k=k, method=method, model=model)
     if twins:
@@ -95,17 +96,23 @@ def recommend(
     return result
 
 
-def _rank_learned(session, context, ranker, target, vectors, *, k, model) -> Recommendations:
+def _rank_learned(
+    session, context, ranker, target, vectors, fit_key, *, k, model
+) -> Recommendations:
     """The fused ranking's top ``learned_candidates``, re-ordered by the learned ranker; each
-    task's evidence holds the ranker's parts next to the similarities."""
+    task's evidence holds the ranker's parts next to the similarities. The fitted ranker is kept
+    under ``fit_key`` (encoder, library version, evidence stamp): requests refit only after new
+    evidence."""
     settings = context.settings
     fused = _rank(
         session, ranker, target, vectors, k=settings.learned_candidates, method="fused", model=model
     )
+    fitted = context.learned_fits.get(fit_key)
+    if fitted is None:
+        fitted = fit_ranker(session, ranker.encoder_id, settings.ranker_file)
+        context.learned_fits.put(fit_key, fitted)
     by_id = {r.task_id: r for r in fused.ranking}
-    picks, note = rank_learned(
-        session, target, list(by_id), ranker.encoder_id, settings.ranker_file
-    )
+    picks, note = rank_learned(session, target, list(by_id), ranker.encoder_id, fitted)
     ranking = [
         by_id[p.task_id].model_copy(
             update={"score": p.score, "components": {**p.evidence, **by_id[p.task_id].components}}

@@ -64,6 +64,14 @@ class Library:
     )
     _ranking_cache: dict[tuple, list[str]] = field(default_factory=dict, repr=False)
 
+    def merged(self, other: Library) -> Library:
+        """A library of both's tasks (``other``'s entries win); caches start empty."""
+        return Library(
+            specs={**self.specs, **other.specs},
+            sizes={**self.sizes, **other.sizes},
+            embeddings={**self.embeddings, **other.embeddings},
+        )
+
     @classmethod
     def from_tasks(
         cls,
@@ -331,6 +339,17 @@ class LearnedRanker:
                 **dict(zip(self.model.features, row.tolist(), strict=True)),
             }
         return result
+
+    def with_library(self, library: Library) -> LearnedRanker:
+        """This fitted ranker, ranking over ``library`` (which must hold the evidence's tasks).
+
+        Fitting reads only the evidence's tasks, so a service fits once per evidence and ranks
+        each request's target and candidates through a copy holding them.
+        """
+        ranker = LearnedRanker(library, self.config)
+        ranker.evidence, ranker.model, ranker.prior = self.evidence, self.model, self.prior
+        ranker._donors = self._donors
+        return ranker
 
     def coefficients(self) -> dict[str, float]:
         """The model's weight per standardised feature (empty before it is fitted)."""

@@ -93,3 +93,16 @@ def test_the_ranker_file_is_evidence_too(client, keys, synthetic, settings):
     body = client.get(_url(synthetic["target"]), headers=keys.alice).json()
     assert "fitted on 3 measured targets (6 pairs)" in body["note"]
     assert _places(body)[GOOD] < _places(body)[BAD]
+
+
+def test_the_fit_is_kept_until_new_evidence(client, keys, synthetic, session_factory):
+    fits = client.app.state.context.learned_fits
+    target = synthetic["target"]
+    _record_runs(session_factory, synthetic)
+    top = [r["task"] for r in client.get(_url(target), headers=keys.alice).json()["ranking"]]
+    again = client.get(_url(target, k=5), headers=keys.alice).json()  # another question
+    assert [r["task"] for r in again["ranking"]] == top[:5]
+    assert (fits.misses, fits.hits) == (1, 1)  # fitted once, for both questions
+    _record_runs(session_factory, synthetic)  # more finished runs: new evidence
+    client.get(_url(target, k=5), headers=keys.alice)
+    assert fits.misses == 2
