@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,9 +29,10 @@ class Settings(BaseSettings):
     embed_batch_size: int = 32
     max_length: int = 128
     qa_max_length: int = 384
-    taskemb_head_training: str = (
-        "full"  # "full": brief fine-tune of encoder + head; "head": head only
-    )
+    taskemb_head_training: Literal["full", "head"] = "full"  # brief fine-tune of encoder + head
+    # TaskEmb's labels: "data" (empirical Fisher) or "sampled" from the model's predictions
+    # (always sampled for a task without labels)
+    taskemb_labels: Literal["data", "sampled"] = "data"
     taskemb_train_epochs: float = 1.0
     default_method: str = "fused"  # taskemb | textemb | semb | fused | learned
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,17 +47,31 @@ def resolve_encoder(name: str | None = None) -> EncoderRef:
     return EncoderRef(name=name, revision=_hub_revision(name), path=name)
 
 
+class EncoderNotFound(OSError):
+    """The encoder's folder or hub id could not be loaded (names it, with the reason)."""
+
+
 def load_encoder(ref: EncoderRef) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load the encoder (``AutoModel``, no task head) and its fast tokenizer."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     _quiet_transformers()
-    tokenizer = AutoTokenizer.from_pretrained(ref.path, use_fast=True)
-    try:  # BERT-style encoders carry a pooler we never use (heads read [CLS] directly)
-        model = AutoModel.from_pretrained(ref.path, add_pooling_layer=False)
-    except TypeError:
-        model = AutoModel.from_pretrained(ref.path)
+    tokenizer = load_tokenizer(ref)
+    with _naming_failures(ref):
+        try:  # BERT-style encoders carry a pooler we never use (heads read [CLS] directly)
+            model = AutoModel.from_pretrained(ref.path, add_pooling_layer=False)
+        except TypeError:
+            model = AutoModel.from_pretrained(ref.path)
     return model, tokenizer
+
+
+@contextmanager
+def _naming_failures(ref: EncoderRef) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:  # transformers' messages do not always say which model failed
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+        raise EncoderNotFound(f"cannot load encoder {ref.path!r}: {reason}") from error
 
 
 def _quiet_transformers() -> None:
@@ -69,7 +85,8 @@ def _quiet_transformers() -> None:
 def load_tokenizer(ref: EncoderRef) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(ref.path, use_fast=True)
+    with _naming_failures(ref):
+        return AutoTokenizer.from_pretrained(ref.path, use_fast=True)
 
 
 def pick_device(preferred: str | None = None) -> torch.device:

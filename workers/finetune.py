@@ -43,6 +43,9 @@ class TrainConfig:
     eval_batch_size: int = 64
     features: FeatureConfig = field(default_factory=FeatureConfig)
     device: str | None = None  # None: CUDA when available, else CPU
+    # Report scoring as a stage "<stage>:score" too (the CLI's bars; service jobs count only
+    # training stages)
+    report_scoring: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,9 +129,11 @@ def train_stage(
     mixing = mixing or MixingConfig()
     total_steps = _total_steps(features, config)
     _run_steps(model, features, config, mixing, total_steps, seed, tokenizer, stage, progress)
-    metrics = (
-        {t.name: evaluate(model, t, tokenizer, config) for t in tasks} if evaluate_after else {}
-    )
+    scoring = progress if config.report_scoring else None
+    metrics = {}
+    for task in tasks if evaluate_after else ():
+        label = f"{stage}:score" if len(tasks) == 1 else f"{stage}:score:{task.name}"
+        metrics[task.name] = evaluate(model, task, tokenizer, config, progress=scoring, stage=label)
     return StageResult(
         tasks=[t.name for t in tasks],
         metrics=metrics,
@@ -144,6 +149,8 @@ def evaluate(
     tokenizer: PreTrainedTokenizerBase,
     config: TrainConfig,
     split: str = "validation",
+    progress: ProgressCallback | None = None,
+    stage: str = "score",
 ) -> dict[str, float]:
     """Score the model's head for ``task`` on one of its splits with the task's metric."""
     examples = task.splits.get(split) or []
@@ -158,6 +165,7 @@ def evaluate(
             features,
             batch_size=config.eval_batch_size,
             pad_token_id=tokenizer.pad_token_id or 0,
+            progress=(lambda step, total: progress(stage, step, total)) if progress else None,
         )
     return score(task.spec, examples, predictions)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,17 +26,23 @@ def predict(
     *,
     batch_size: int = 64,
     pad_token_id: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list:
-    """One prediction per example: a label, a number, a choice index, an answer text or tags."""
+    """One prediction per example: a label, a number, a choice index, an answer text or tags.
+
+    ``progress(batches done, batches)`` is called after each batch."""
     model.eval()
     device = next(model.parameters()).device
     logits_by_feature: dict[int, np.ndarray] = {}
-    for indices in length_grouped_batches(features, batch_size, shuffle=False):
+    batches = list(length_grouped_batches(features, batch_size, shuffle=False))
+    for done, indices in enumerate(batches, 1):
         batch = collate([features[i] for i in indices], pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
         _, logits = model(_without_labels(batch), spec.name)
         for row, i in enumerate(indices):
             logits_by_feature[i] = logits[row].float().cpu().numpy()
+        if progress:
+            progress(done, len(batches))
     logits = [logits_by_feature[i] for i in range(len(features))]
     return _DECODERS[spec.type](spec, examples, features, logits)
 

@@ -36,6 +36,8 @@ def user_errors() -> Iterator[None]:
         fail(_one_line(error))
     except (UserError, FileNotFoundError, NotADirectoryError, ValueError) as error:
         fail(str(error))
+    except OSError as error:  # e.g. an encoder neither in a folder nor on a reachable hub
+        fail(next((line for line in str(error).splitlines() if line.strip()), repr(error)))
 
 
 def _one_line(error: Exception) -> str:

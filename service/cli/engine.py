@@ -45,7 +45,7 @@ def embed(
     """Compute a task's embeddings (cached on disk) and print their shape, or the vectors."""
     settings = get_settings()
     with user_errors():
-        data = _load(task, settings)
+        data = _load(task, settings, allow_unlabelled=True)  # TaskEmb samples missing labels
         embedder = _embedder(settings, model, max_examples)
         with progress_bars(not as_json) as progress:
             embeddings = embedder.embed(data, method, progress)
@@ -115,7 +115,9 @@ def finetune(
                     )
                 )
         if save is not None:
-            save_checkpoint(tuned, tokenizer, save, {"encoder": ref.id, "seed": seed_list[-1]})
+            meta = {"encoder": ref.id, "task": data.name, "seed": seed_list[-1]}
+            meta.update(train_examples=len(data.train), metrics=stages[-1].metrics)
+            save_checkpoint(tuned, tokenizer, save, {**meta, "train": config.to_dict()})
     scores = Summary.of([s.metrics[data.name]["score"] for s in stages])
     result = {
         "task": data.name,
@@ -234,9 +236,10 @@ def similar(
         if method not in choices:
             raise UserError(f"unknown method {method!r}; choose one of {', '.join(choices)}")
         limit = _top_k(k)
-        goal = _load(target, settings)
+        goal = _load(target, settings, allow_unlabelled=True)  # a new task may have no labels yet
         folders = [d for root in library for d in iter_task_dirs(_existing_dir(root, settings))]
-        folders = [d for d in dict.fromkeys(folders) if d.name != goal.name]
+        goal_dir = _task_path(target, settings).resolve()
+        folders = [d for d in dict.fromkeys(d.resolve() for d in folders) if d != goal_dir]
         embedder = _embedder(settings, model, max_examples)
         methods = {"fused": ("taskemb", "textemb"), "learned": ("taskemb", "textemb", "semb")}
         methods = methods.get(method, (method,))
@@ -246,6 +249,10 @@ def similar(
             library_embs = {}
             for folder in folders:
                 task = _load(str(folder), settings)
+                if task.name == goal.name:
+                    continue  # the target itself is never ranked
+                if task.name in library_embs:
+                    raise UserError(f"two library tasks are named {task.name!r} (one is {folder})")
                 tasks[task.name] = task
                 library_embs[task.name] = embedder.embed(task, methods, progress)
         if method == "learned":
@@ -279,10 +286,16 @@ def similar(
     stdout.print(table)
 
 
-def _load(task: str, settings: Settings):
-    from workers.data.loaders import load_task_dir, resolve_task_path
+def _load(task: str, settings: Settings, allow_unlabelled: bool = False):
+    from workers.data.loaders import load_task_dir
 
-    return load_task_dir(resolve_task_path(task, settings.tasks_root))
+    return load_task_dir(_task_path(task, settings), allow_unlabelled=allow_unlabelled)
+
+
+def _task_path(task: str, settings: Settings) -> Path:
+    from workers.data.loaders import resolve_task_path
+
+    return Path(resolve_task_path(task, settings.tasks_root))
 
 
 def _existing_dir(path: str, settings: Settings) -> Path:
@@ -317,6 +330,7 @@ def embedding_config(settings: Settings, max_examples: int | None = None):
             max_length=settings.max_length, qa_max_length=settings.qa_max_length
         ),
         head_training=settings.taskemb_head_training,
+        labels=settings.taskemb_labels,
         train_epochs=settings.taskemb_train_epochs,
         device=settings.device,
     )
@@ -334,6 +348,7 @@ def _train_config(settings: Settings, epochs: float, batch_size: int, learning_r
             max_length=settings.max_length, qa_max_length=settings.qa_max_length
         ),
         device=settings.device,
+        report_scoring=True,  # a bar while validation rows are scored, too
     )
 
 

@@ -227,7 +227,8 @@ def evaluate(
         if plot is not None:
             draw(result, plot)
         if save_ranker is not None:
-            LearnedRanker(lib, config.learned).fit(rows).save(save_ranker)
+            summary = result.to_dict()["summary"]  # shown by GET /v1/recommendations/methods
+            LearnedRanker(lib, config.learned).fit(rows).save(save_ranker, evaluation=summary)
         if report is not None:
             argv = [str(results_csv), *(f"--library={x}" for x in library)]
             argv += [f"--methods={','.join(wanted)}", f"--ks={ks}", f"--relevance={relevance}"]

@@ -41,6 +41,7 @@ def run(job: RunningJob) -> None:
         features=FeatureConfig(max_length=config.max_length, qa_max_length=config.qa_max_length),
         head_training=config.head_training,
         train_epochs=config.train_epochs,
+        labels=config.labels,
         device=config.device,
     )
     job.expect_stages(_stages(config))

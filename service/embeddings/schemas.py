@@ -23,6 +23,7 @@ class EmbedConfig(BaseModel):
     qa_max_length: int
     head_training: str
     train_epochs: float
+    labels: str = "data"  # TaskEmb's labels: "data" or "sampled" (older jobs lack it)
     device: str | None = None
 
     @classmethod
@@ -38,6 +39,7 @@ class EmbedConfig(BaseModel):
                 "qa_max_length": settings.qa_max_length,
                 "head_training": settings.taskemb_head_training,
                 "train_epochs": settings.taskemb_train_epochs,
+                "labels": settings.taskemb_labels,
                 "device": settings.device,
                 **overrides,
             }

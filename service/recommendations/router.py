@@ -11,8 +11,9 @@ from service.dependencies import ContextDep, SessionDep
 from service.errors import responses
 from service.recommendations import service
 from service.recommendations.exceptions import EmbeddingsNotReady
+from service.recommendations.methods import method_evidence
 from service.recommendations.oneshot import OneShot, submit_and_recommend
-from service.recommendations.schemas import RankMethod, Recommendations
+from service.recommendations.schemas import Methods, RankMethod, Recommendations
 from service.tasks.dependencies import StagedTask, VisibleTask
 from service.tasks.exceptions import (
     DatasetNotAllowed,
@@ -93,3 +94,10 @@ async def submit_and_rank(
     )
     code = 200 if result.recommendations is not None or result.job.state == "failed" else 202
     return JSONResponse(result.model_dump(mode="json"), status_code=code)
+
+
+@oneshot_router.get("/methods", response_model=Methods)
+def methods(owner: CurrentOwner, context: ContextDep) -> Methods:
+    """The ranking methods, the default one, and how each measured on held-out transfers
+    (the evaluation saved with the ranker file by ``taskrec evaluate --save-ranker``)."""
+    return method_evidence(context.settings)

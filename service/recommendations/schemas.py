@@ -34,3 +34,20 @@ class Recommendations(BaseModel):
     library: LibraryCoverage
     ranking: list[RankedTask]
     note: str | None = None  # e.g. how much of the library is not ready yet
+
+
+class MethodEvidence(BaseModel):
+    """One ranking method and how it measured against held-out transfers."""
+
+    method: str
+    served: bool  # can be asked for with ``?method=``; the rest are the evaluation's yardsticks
+    default: bool
+    # scope ("all", "within") -> {"targets", "rho", "ndcg", "regret@1", "regret@3", ...}
+    evaluation: dict[str, dict[str, float | None]]
+
+
+class Methods(BaseModel):
+    default: str  # the method used when a request names none (TASKREC_DEFAULT_METHOD)
+    best: str | None  # the served method with the lowest mean ρ over all targets (Regret@3 ties)
+    evaluated_on: str | None  # where the numbers come from (the ranker file), None without one
+    methods: list[MethodEvidence]

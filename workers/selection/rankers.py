@@ -371,10 +371,13 @@ class LearnedRanker:
             ],
         }
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, evaluation: list[dict] | None = None) -> Path:
+        """Write the ranker as JSON; ``evaluation`` (``Evaluation.summary()`` rows) is kept
+        beside it so whoever serves the ranker can show how every method measured."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1))
+        data = self.to_dict() | ({"evaluation": evaluation} if evaluation is not None else {})
+        path.write_text(json.dumps(data, indent=1))
         return path
 
     @dataclass(frozen=True)
@@ -391,6 +394,11 @@ class LearnedRanker:
             outcome = Outcome(item["score"], item["gain"], item["seeds"])
             evidence.setdefault(item["target"], {})[item["source"]] = outcome
         return cls.Saved(LearnedConfig(**data["config"]), evidence)
+
+    @staticmethod
+    def load_evaluation(path: str | Path) -> list[dict]:
+        """The per-method evaluation saved with a ranker (empty when there is none)."""
+        return list(json.loads(Path(path).read_text()).get("evaluation") or [])
 
     @classmethod
     def load(cls, path: str | Path, library: Library) -> LearnedRanker:

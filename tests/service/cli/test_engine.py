@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,7 @@ def test_transfer_prints_baseline_and_gain(env):
         (("similar", "toy_sts", "--library", ".", "--method", "magic"), "unknown method"),
         (("similar", "toy_sts", "--library", ".", "--k", "zero"), "--k takes"),
         (("finetune", "toy_sts", "--seeds", "a,b"), "--seeds takes"),
+        (("embed", "toy_sts", "--model", "no-such/encoder-xyz"), "no-such/encoder-xyz"),
         (
             ("transfer", "--source", "toy_sts", "--target", "toy_ner", "--strategy", "both"),
             "unknown strategy",
@@ -146,3 +148,49 @@ def test_invalid_task_data_names_file_row_and_field(env):
     result = runner.invoke(app, ["embed", "toy_sts"])
     assert result.exit_code == 2
     assert "train.jsonl:2" in result.stderr and "label" in result.stderr
+
+
+def _unlabelled_copy(root: Path, name: str, new_name: str) -> Path:
+    """``name``'s folder as task ``new_name`` with every label removed from its rows."""
+    folder = root / new_name
+    folder.mkdir()
+    manifest = json.loads((root / name / "task.json").read_text())
+    (folder / "task.json").write_text(json.dumps({**manifest, "name": new_name}))
+    for split in (root / name).glob("*.jsonl"):
+        rows = [json.loads(line) for line in split.read_text().splitlines()]
+        lines = [json.dumps({k: v for k, v in r.items() if k != "label"}) for r in rows]
+        (folder / split.name).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_an_unlabelled_target_is_embedded_with_sampled_labels(env, tmp_path):
+    target = _unlabelled_copy(env, "toy_sentiment", "new_sentiment")
+    embedded = _run("embed", str(target), "--method", "taskemb", "--json")
+    assert embedded.exit_code == 0, embedded.output
+    fisher = json.loads(embedded.stdout)["embeddings"]["taskemb"]["components"]
+    assert fisher and all(min(v) >= 0 and max(v) > 0 for v in fisher.values())
+    ranked = _run("similar", str(target), "--library", str(env), "--k", "all", "--json")
+    assert ranked.exit_code == 0, ranked.output
+    names = [r["task"] for r in json.loads(ranked.stdout)["ranking"]]
+    assert "toy_sentiment" in names and "new_sentiment" not in names
+
+
+def test_similar_refuses_two_library_tasks_of_one_name(env, tmp_path):
+    copy = tmp_path / "more" / "toy_ner_again"
+    shutil.copytree(env / "toy_ner", copy)
+    result = runner.invoke(
+        app, ["similar", "toy_sts", "--library", str(env), "--library", str(copy.parent)]
+    )
+    assert result.exit_code == 2
+    assert "two library tasks are named 'toy_ner'" in result.stderr
+
+
+def test_finetune_saves_a_checkpoint_with_its_config(env, tmp_path):
+    out = tmp_path / "ckpt"
+    result = _run("finetune", "toy_sentiment", "--epochs", "1", "--save", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "checkpoint.json").read_text())
+    assert saved["task"] == "toy_sentiment" and saved["train"]["epochs"] == 1.0
+    assert saved["metrics"]["toy_sentiment"]["score"] == json.loads(result.stdout)["score"]["mean"]
+    assert (out / "encoder" / "model.safetensors").is_file()
+    assert (out / "heads.safetensors").is_file() and "toy_sentiment" in saved["heads"]
