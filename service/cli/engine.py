@@ -247,7 +247,8 @@ def similar(
         with progress_bars(not as_json) as progress:
             target_embs = embedder.embed(goal, methods, progress)
             library_embs = {}
-            for folder in folders:
+            for done, folder in enumerate(folders, 1):
+                progress("library tasks", done - 1, len(folders))  # moves even when all cached
                 task = _load(str(folder), settings)
                 if task.name == goal.name:
                     continue  # the target itself is never ranked
@@ -255,6 +256,7 @@ def similar(
                     raise UserError(f"two library tasks are named {task.name!r} (one is {folder})")
                 tasks[task.name] = task
                 library_embs[task.name] = embedder.embed(task, methods, progress)
+            progress("library tasks", len(folders), len(folders))
         if method == "learned":
             embeddings = {goal.name: target_embs, **library_embs}
             ranking = rank_learned(goal.name, tasks.values(), embeddings, settings.ranker_file)

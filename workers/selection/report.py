@@ -194,11 +194,23 @@ def _coverage(rows, sweep: dict | None) -> str:
             f" Of the grid those targets × sources × seeds span, {100 * len(rows) / grid:.0f}% "
             "is measured."
         )
+    flat = [t for t, m in sorted(measured.items()) if _mostly_unmoved(m.values())]
+    if flat:
+        text += (
+            f"\n\nOn {', '.join(flat)} most sources leave the target's score exactly where the "
+            "baseline has it (mean gain 0.0): their rankings hinge on a few sources, and ties "
+            "make ρ and Regret there coarse."
+        )
     if sweep:
         text += (
             f"\n\nSweep settings (`.sweep.json`):\n\n```json\n{json.dumps(sweep, indent=1)}\n```"
         )
     return "## The matrix\n\n" + text
+
+
+def _mostly_unmoved(outcomes_of_target) -> bool:
+    gains = [o.gain for o in outcomes_of_target]
+    return sum(abs(g) < 1e-9 for g in gains) > len(gains) / 2
 
 
 def _pyplot():

@@ -1,0 +1,67 @@
+"""docs/results.md: the page, its figures, and the goals it checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from workers.selection.evaluate import EvalConfig, evaluate
+from workers.selection.report import check_goals, matrix_table, write_report
+
+METHODS = ("random", "datasize", "taskemb", "semb", "learned", "oracle")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_page_has_every_section_and_its_figures(world, tmp_path) -> None:
+    library, rows = world
+    evaluation = evaluate(rows, library, EvalConfig(methods=METHODS))
+    page = write_report(rows, evaluation, library, tmp_path / "results.md", "taskrec evaluate x")
+    text = page.read_text()
+    for heading in ("## The matrix", "## Goals", "## Gains per target", "## The tasks in"):
+        assert heading in text
+    assert "taskrec evaluate x" in text and evaluation.table() in text
+    assert "12 targets, 12 sources" in text and "100% is measured" in text
+    for figure in ("evaluation", "gains", "map"):
+        assert (tmp_path / "results" / f"{figure}.png").read_bytes()[:8] == PNG
+        assert f"](results/{figure}.png)" in text
+
+
+def test_goals_compare_learned_with_each_challenger(world) -> None:
+    library, rows = world
+    evaluation = evaluate(rows, library, EvalConfig(methods=METHODS))
+    summary = {r["method"]: r for r in evaluation.summary()}
+    checks = {c.goal: c for c in check_goals(evaluation)}
+    assert len(checks) == 7  # 3 rivals × (ρ, Regret@3) + the Regret@3 ceiling
+    rho = checks["learned beats datasize on ρ"]
+    assert rho.met == (summary["learned"]["rho"] < summary["datasize"]["rho"])
+    assert rho.detail == f"{summary['learned']['rho']:.2f} vs {summary['datasize']['rho']:.2f}"
+    ceiling = checks["learned Regret@3 ≤ 1%"]
+    assert ceiling.met == (summary["learned"]["regret@3"] <= 1.0)
+
+
+def test_without_learned_the_goals_say_so(world) -> None:
+    library, rows = world
+    evaluation = evaluate(rows, library, EvalConfig(methods=("random", "datasize")))
+    (check,) = check_goals(evaluation)
+    assert not check.met and "not among --methods" in check.detail
+
+
+def test_matrix_cells_are_mean_gains_and_unmeasured_pairs_blank(world) -> None:
+    _, rows = world
+    kept = [r for r in rows if not (r.source == "t01" and r.target == "t00")]
+    table = matrix_table(kept).splitlines()
+    header, t01 = table[0].split(" | "), next(x for x in table if x.startswith("| t01 |"))
+    column = header.index("t00")
+    assert t01.split(" | ")[column].strip() == ""
+    gains = [r.gain for r in rows if r.source == "t02" and r.target == "t00"]
+    t02 = next(x for x in table if x.startswith("| t02 |")).split(" | ")
+    assert t02[column].strip() == f"{sum(gains) / len(gains):+.1f}"
+
+
+def test_targets_most_sources_leave_unmoved_are_named(world, tmp_path) -> None:
+    library, rows = world
+    flat = [
+        dataclasses.replace(r, gain=0.0, score=r.baseline) if r.target == "t03" else r for r in rows
+    ]
+    evaluation = evaluate(flat, library, EvalConfig(methods=("random", "learned")))
+    text = write_report(flat, evaluation, library, tmp_path / "r.md", "cmd").read_text()
+    assert "On t03 most sources leave the target's score" in text
