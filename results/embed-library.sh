@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TASKREC_CACHE_PATH=results/embeddings
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export TASKREC_EMBED_PRECISION=fp32  # how the committed vectors were made
 # Targets first, then the sources in the order the two sweeps reach them.
 TASKS="rte mrpc cb tweet_eval_emotion tweet_eval_irony wic sick_relatedness copa quartz wnut17_ner
 snli hellaswag squad conll2000_chunk commonsense_qa ag_news conll2003_ner ropes stsb cosmos_qa
