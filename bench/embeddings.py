@@ -40,7 +40,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from workers.data.loaders import load_task_dir
 from workers.data.sampling import subsample
 from workers.data.schema import TaskData, TaskType
-from workers.embeddings import EmbeddingConfig, compute_taskemb, compute_textemb, fisher_diagonal
+from workers.embeddings import (
+    EmbeddingConfig,
+    compute_taskemb,
+    compute_textemb,
+    fisher_diagonal,
+    resolve_precision,
+)
 from workers.encoder import EncoderRef, load_encoder, pick_device, resolve_encoder
 from workers.features import IGNORE_INDEX, FeatureConfig, collate, encode
 from workers.finetune import TrainConfig, train_stage
@@ -64,9 +70,12 @@ class BenchConfig:
     examples: int
     tasks_root: Path
     device: str | None = None
+    precision: str = "fp32"  # ours; the reference always runs in fp32
 
     def embedding(self) -> EmbeddingConfig:
-        return EmbeddingConfig(max_examples=self.examples, device=self.device)
+        return EmbeddingConfig(
+            max_examples=self.examples, device=self.device, precision=self.precision
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,10 +362,11 @@ def bench_task(name: str, encoder, tokenizer, ref: EncoderRef, bench: BenchConfi
 # Report
 
 
-def report_table(results: list[dict], examples: int) -> Table:
+def report_table(results: list[dict], examples: int, precision: str = "fp32") -> Table:
     """Ours, reference, speed-up and cosine per task and measurement."""
     table = Table(
-        title=f"taskrec embeddings benchmark ({examples} examples per task)",
+        title=f"taskrec embeddings benchmark ({examples} examples per task; ours in "
+        f"{precision}, the reference in fp32)",
         caption="speed-up = reference time / ours; cosine = min over components. "
         "compute_taskemb's cosine is against the split run (head training, then Fisher).",
     )
@@ -417,24 +427,32 @@ def main(
     quick: bool = typer.Option(False, help=f"{QUICK_EXAMPLES} examples: for development."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: CUDA when available)."),
     threads: int | None = typer.Option(None, help="torch.set_num_threads (default: torch's)."),
+    precision: str | None = typer.Option(
+        None, help="Ours: auto, fp32 or bf16 (default: TASKREC_EMBED_PRECISION, auto)."
+    ),
     out: Path = typer.Option(DEFAULT_OUT, help="Where the JSON results go."),
 ) -> None:
     """Benchmark TaskEmb, TextEmb and fine-tuning against the reference-style implementation."""
     n = examples or (QUICK_EXAMPLES if quick else 1000)
     if threads:
         torch.set_num_threads(threads)
-    bench = BenchConfig(tuple(t for t in tasks.split(",") if t), n, resolve_tasks_root(), device)
+    from service.settings import get_settings
+
+    chosen = resolve_precision(precision or get_settings().embed_precision, device)
+    names = tuple(t for t in tasks.split(",") if t)
+    bench = BenchConfig(names, n, resolve_tasks_root(), device, chosen)
     ref = resolve_encoder(None)
     encoder, tokenizer = load_encoder(ref)
     machine = machine_info(pick_device(device))
     started = time.perf_counter()
     results = [bench_task(name, encoder, tokenizer, ref, bench) for name in bench.tasks]
     machine["load_average_after"] = os.getloadavg()
-    console.print(report_table(results, n))
+    console.print(report_table(results, n, bench.precision))
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "encoder": ref.id,
         "examples": n,
+        "precision": bench.precision,
         "quick": quick,
         "targets": {"speedup": TARGET_SPEEDUP, "cosine": TARGET_COSINE},
         "machine": machine,

@@ -75,8 +75,11 @@ class Embedder:
 
 
 def _relevant(settings: dict, method: str) -> dict:
-    """Settings that change ``method``'s vector (TextEmb does not depend on head training)."""
-    if method == "taskemb":
-        return settings
-    ignored = {"head_training", "train_epochs", "learning_rate", "labels"}
+    """Settings that change ``method``'s vector (TextEmb does not depend on head training).
+
+    fp32 leaves no trace in the key, so vectors cached before precision was a setting keep
+    theirs."""
+    ignored = {"precision"} if settings.get("precision") == "fp32" else set()
+    if method != "taskemb":
+        ignored |= {"head_training", "train_epochs", "learning_rate", "labels"}
     return {k: v for k, v in settings.items() if k not in ignored}

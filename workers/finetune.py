@@ -102,7 +102,11 @@ def set_seed(seed: int) -> None:
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; full precision on CPU (where bf16 is slower, not faster)."""
+    """bf16 autocast on CUDA; full precision on CPU.
+
+    CPU fine-tuning stays fp32 even where the CPU has native bf16: the project's transfer matrix
+    was measured in fp32 and a sweep resumed under other numerics would mix the two. (Embeddings
+    choose their own precision: ``EmbeddingConfig.precision``.)"""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -321,7 +321,7 @@ def _embedder(settings: Settings, model: str | None, max_examples: int | None):
 
 def embedding_config(settings: Settings, max_examples: int | None = None):
     """The engine's ``EmbeddingConfig`` from settings (``max_examples`` overrides the setting)."""
-    from workers.embeddings import EmbeddingConfig
+    from workers.embeddings import EmbeddingConfig, resolve_precision
     from workers.features import FeatureConfig
 
     return EmbeddingConfig(
@@ -335,6 +335,7 @@ def embedding_config(settings: Settings, max_examples: int | None = None):
         labels=settings.taskemb_labels,
         train_epochs=settings.taskemb_train_epochs,
         device=settings.device,
+        precision=resolve_precision(settings.embed_precision, settings.device),
     )
 
 

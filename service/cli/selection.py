@@ -250,15 +250,21 @@ def evaluate(
 # --- helpers ---------------------------------------------------------------------------------
 
 
+REPORT_ENV = ("TASKREC_CACHE_PATH", "TASKREC_EMBED_PRECISION", "TASKREC_MAX_EXAMPLES")
+
+
 def _write_report(rows, result, lib, report: Path, results_csv: Path, argv: list[str]) -> None:
     import json
+    import os
     import shlex
 
     from workers.selection.report import write_report
 
     pinned = results_csv.with_suffix(".sweep.json")
     sweep = json.loads(pinned.read_text()) if pinned.is_file() else None
-    command = "taskrec evaluate " + " ".join(shlex.quote(a) for a in argv)
+    # Settings that decide which embeddings are read go in front, so the line reruns as it ran.
+    env = [f"{k}={shlex.quote(os.environ[k])}" for k in REPORT_ENV if k in os.environ]
+    command = " ".join([*env, "taskrec evaluate", *(shlex.quote(a) for a in argv)])
     path = write_report(rows, result, lib, report, command, sweep)
     stderr.print(f"wrote {path} and its figures in {path.with_suffix('')}/")
 

@@ -25,7 +25,7 @@ class TaskGone(Exception):
 def run(job: RunningJob) -> None:
     from workers.cache import EmbeddingCache
     from workers.embedder import Embedder
-    from workers.embeddings import EmbeddingConfig
+    from workers.embeddings import EmbeddingConfig, resolve_precision
     from workers.encoder import resolve_encoder
     from workers.features import FeatureConfig
 
@@ -43,6 +43,7 @@ def run(job: RunningJob) -> None:
         train_epochs=config.train_epochs,
         labels=config.labels,
         device=config.device,
+        precision=resolve_precision(config.precision, config.device),
     )
     job.expect_stages(_stages(config))
     embedder = Embedder(ref, engine_config, EmbeddingCache(job.settings.cache_dir))

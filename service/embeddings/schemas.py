@@ -24,6 +24,7 @@ class EmbedConfig(BaseModel):
     head_training: str
     train_epochs: float
     labels: str = "data"  # TaskEmb's labels: "data" or "sampled" (older jobs lack it)
+    precision: str = "fp32"  # "auto" is resolved by the worker that computes (older jobs: fp32)
     device: str | None = None
 
     @classmethod
@@ -40,6 +41,7 @@ class EmbedConfig(BaseModel):
                 "head_training": settings.taskemb_head_training,
                 "train_epochs": settings.taskemb_train_epochs,
                 "labels": settings.taskemb_labels,
+                "precision": settings.embed_precision,
                 "device": settings.device,
                 **overrides,
             }

@@ -37,3 +37,19 @@ def test_unknown_method_is_refused(tiny_ref, tmp_path, sentiment_task):
 
     with pytest.raises(ValueError, match="unknown method"):
         Embedder(tiny_ref, CONFIG, EmbeddingCache(tmp_path)).embed(sentiment_task, ["fisher"])
+
+
+def test_fp32_keeps_the_keys_made_before_precision_was_a_setting(tiny_ref, sentiment_task):
+    from dataclasses import asdict
+
+    from workers.cache import cache_key
+    from workers.embedder import _relevant
+
+    settings = asdict(CONFIG)
+    before = {k: v for k, v in settings.items() if k != "precision"}  # an older config's fields
+    data = sentiment_task.content_hash()
+    for method in ("taskemb", "textemb"):
+        old = cache_key(data, tiny_ref, method, _relevant(before, method))
+        assert cache_key(data, tiny_ref, method, _relevant(settings, method)) == old
+        bf16 = _relevant({**settings, "precision": "bf16"}, method)
+        assert cache_key(data, tiny_ref, method, bf16) != old

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from workers.data.schema import ClassificationExample, TaskData
-from workers.embeddings import EmbeddingConfig, compute_taskemb, compute_textemb
+from workers.embeddings import (
+    EmbeddingConfig,
+    compute_taskemb,
+    compute_textemb,
+    resolve_precision,
+)
 from workers.similarity import cosine
 
 CONFIG = EmbeddingConfig(max_examples=32, batch_size=8, train_epochs=1.0, device="cpu")
@@ -88,3 +93,35 @@ def test_textemb_and_semb_are_one_mean_vector_each(tiny, tiny_ref, toy_tasks):
     np.testing.assert_array_equal(
         embs["textemb"].components["mean"], again["textemb"].components["mean"]
     )
+
+
+def test_bf16_vectors_agree_with_fp32_and_repeat(tiny, tiny_ref, sentiment_task):
+    encoder, tokenizer = tiny
+    bf16 = dataclasses.replace(CONFIG, precision="bf16")
+    for compute in (compute_taskemb, compute_textemb):
+        full = compute(sentiment_task, encoder, tokenizer, tiny_ref, CONFIG)
+        half = compute(sentiment_task, encoder, tokenizer, tiny_ref, bf16)
+        again = compute(sentiment_task, encoder, tokenizer, tiny_ref, bf16)
+        for a, b, c in zip(_embeddings(full), _embeddings(half), _embeddings(again), strict=True):
+            for name in a.components:
+                assert cosine(a.components[name], b.components[name]) > 0.99, name
+                np.testing.assert_array_equal(b.components[name], c.components[name])
+
+
+def _embeddings(result) -> list:
+    return list(result.values()) if isinstance(result, dict) else [result]
+
+
+def test_precision_auto_resolves_to_one_the_machine_runs_fast():
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision("fp8")
+
+
+def test_the_encoder_keeps_its_attention_after_a_bf16_fisher_pass(tiny, tiny_ref, sentiment_task):
+    encoder, tokenizer = tiny
+    before = encoder.config._attn_implementation
+    bf16 = dataclasses.replace(CONFIG, precision="bf16")
+    compute_taskemb(sentiment_task, encoder, tokenizer, tiny_ref, bf16)
+    assert encoder.config._attn_implementation == before
