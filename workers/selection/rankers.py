@@ -222,6 +222,10 @@ class LearnedConfig:
     # those put the truly best source highest on the measured targets (ties: the earlier one).
     prior: str = "auto"
     min_targets: int = 3  # fewer measured targets than this: the prior alone
+    # One similarity feature per embedding method (the mean of its components' standardised
+    # cosines) unless per-component: TaskEmb's 13 components are nearly collinear, and a few
+    # hundred measured pairs fitted them with alternating signs (noise).
+    per_component: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -442,6 +446,8 @@ class LearnedRanker:
         pairs = [(t, s) for t, measured in self.evidence.items() for s in measured]
         keys = [set(self.library.similarities(t, s)) for t, s in pairs]
         similarity = sorted(set.intersection(*keys)) if keys else []
+        if not self.config.per_component:
+            similarity = [f"{m}.*" for m in sorted({k.split(".")[0] for k in similarity})]
         return [*(f"sim:{k}" for k in similarity), *_PAIR_FEATURES]
 
     def _training_set(self) -> tuple[np.ndarray, np.ndarray]:
@@ -464,9 +470,14 @@ class LearnedRanker:
         names = names or (self.model.features if self.model else self._feature_names())
         sims = [k.removeprefix("sim:") for k in names if k.startswith("sim:")]
         table = [self.library.similarities(target, c) for c in candidates]
-        similarity = np.array([[row.get(k, np.nan) for k in sims] for row in table])
-        similarity = similarity.reshape(len(candidates), len(sims))
-        similarity = _standardise_columns(similarity)  # (candidates, components)
+        similarity = np.zeros((len(candidates), len(sims)))  # (candidates, similarity features)
+        for column, key in enumerate(sims):
+            parts = [key]
+            if key.endswith(".*"):  # a method: the mean over its components
+                parts = sorted({k for row in table for k in row if k.startswith(key[:-1])})
+            block = np.array([[row.get(k, np.nan) for k in parts] for row in table])
+            block = _standardise_columns(block.reshape(len(candidates), len(parts)))
+            similarity[:, column] = block.mean(1) if parts else 0.0
         spec = self.library.specs[target]
         pair = np.array(
             [

@@ -61,8 +61,26 @@ def test_learned_ranker_learns_the_rule_behind_the_gains(world) -> None:
     coef = ranker.coefficients()
     # gains grow with similarity and with the source's quality (seen as its donor record)
     assert coef["donor_percentile"] > 0
-    assert coef["sim:textemb.mean"] > 0
+    assert coef["sim:textemb.*"] > 0
     assert abs(coef["log_size"]) < coef["donor_percentile"]  # size is noise in this world
+    assert [k for k in coef if k.startswith("sim:")] == [
+        "sim:semb.*",
+        "sim:taskemb.*",
+        "sim:textemb.*",
+    ]
+
+
+def test_per_component_features_on_request(world) -> None:
+    library, rows = world
+    config = LearnedConfig(per_component=True)
+    ranker = LearnedRanker(library, config).fit(r for r in rows if r.target != "t00")
+    sims = [k for k in ranker.coefficients() if k.startswith("sim:")]
+    assert sims == [
+        "sim:semb.mean",
+        "sim:taskemb.cls",
+        "sim:taskemb.layer0.output",
+        "sim:textemb.mean",
+    ]
 
 
 def test_learned_ranker_leans_on_similarity_where_a_source_is_unmeasured(world) -> None:
