@@ -22,7 +22,7 @@ from workers.data.sampling import subsample
 from workers.data.schema import TaskData, TaskType
 from workers.encoder import EncoderRef, pick_device
 from workers.features import FeatureConfig, collate, encode, length_grouped_batches
-from workers.finetune import TrainConfig, set_seed, train_stage
+from workers.finetune import TrainConfig, autocast, set_seed, train_stage
 from workers.heads import IGNORE_INDEX, TaskModel
 from workers.similarity import TaskEmbedding  # its type lives with the torch-free similarity code
 
@@ -63,12 +63,6 @@ def resolve_precision(precision: str, device: str | None = None) -> str:
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def compute_textemb(
     task: TaskData,
     encoder: PreTrainedModel,
@@ -91,7 +85,7 @@ def compute_textemb(
             batch = _to(
                 collate([features[i] for i in indices], tokenizer.pad_token_id or 0), device
             )
-            with _autocast(device, config.precision):
+            with autocast(device, config.precision):
                 hidden = TaskModel(encoder).encode(batch).float()  # (batch, seq, hidden)
             mask = _flat_mask(batch).unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
             token_sum += (hidden * mask).sum((0, 1)).double().cpu()
@@ -180,7 +174,7 @@ def fisher_diagonal(
                 collate([features[i] for i in indices], tokenizer.pad_token_id or 0), device
             )
             tracker.mask = _flat_mask(batch)
-            with _autocast(device, config.precision):  # backward follows the forward's dtypes
+            with autocast(device, config.precision):  # backward follows the forward's dtypes
                 logits = model.heads[task.name](model.encode(batch), batch).float()
             if sampled_labels:
                 batch = _sample_labels(task.spec.type, logits.detach(), batch, generator)
@@ -193,8 +187,9 @@ def fisher_diagonal(
 @contextlib.contextmanager
 def _attention_for_backward(encoder: nn.Module, device: torch.device, config: EmbeddingConfig):
     """Eager attention while back-propagating in bf16 on a CPU: there SDPA's flash-attention
-    backward took a third of the Fisher pass (eager: 5.3 s against 7.2 s for 192 rte examples;
-    fp32 and forward-only passes are no faster eager). Same maths, other rounding."""
+    backward took a third of the Fisher pass (eager: 5.3 s against 7.2 s for 192 rte examples)
+    and some of the brief fine-tune's (6.4 s against 7.4 s); fp32 and forward-only passes are no
+    faster eager. Same maths, other rounding."""
     switch = getattr(encoder, "set_attn_implementation", None)  # transformers 5
     before = getattr(encoder.config, "_attn_implementation", None)
     if switch is None or device.type != "cpu" or config.precision != "bf16" or before == "eager":
@@ -299,17 +294,20 @@ def _train_briefly(model, sample, tokenizer, config, progress) -> None:
         learning_rate=config.learning_rate * (20 if frozen else 1),  # a lone head learns slowly
         features=config.features,
         device=config.device,
+        precision=config.precision,  # bf16 roughly halves this stage on a bf16 CPU
     )
-    train_stage(
-        model,
-        [sample],
-        tokenizer,
-        train,
-        seed=config.seed,
-        evaluate_after=False,
-        stage=f"taskemb-head:{sample.name}",
-        progress=progress,
-    )
+    device = next(model.parameters()).device
+    with _attention_for_backward(model.encoder, device, config):
+        train_stage(
+            model,
+            [sample],
+            tokenizer,
+            train,
+            seed=config.seed,
+            evaluate_after=False,
+            stage=f"taskemb-head:{sample.name}",
+            progress=progress,
+        )
     for p in model.encoder.parameters():
         p.requires_grad_(True)
 

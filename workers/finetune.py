@@ -46,6 +46,7 @@ class TrainConfig:
     # Report scoring as a stage "<stage>:score" too (the CLI's bars; service jobs count only
     # training stages)
     report_scoring: bool = False
+    precision: str | None = None  # None: bf16 autocast on CUDA, fp32 on CPU; or "bf16"/"fp32"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,14 +102,17 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+def autocast(
+    device: torch.device, precision: str | None = None
+) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA; full precision on CPU.
 
     CPU fine-tuning stays fp32 even where the CPU has native bf16: the project's transfer matrix
     was measured in fp32 and a sweep resumed under other numerics would mix the two. (Embeddings
-    choose their own precision: ``EmbeddingConfig.precision``.)"""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    choose their own precision: ``EmbeddingConfig.precision``.) ``precision`` "bf16" or "fp32"
+    overrides that choice."""
+    if precision == "bf16" or (precision is None and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -161,7 +165,7 @@ def evaluate(
     if not examples:
         raise ValueError(f"task {task.name!r} has no {split!r} rows to evaluate on")
     features = encode(examples, task.spec, tokenizer, config.features)
-    with autocast(next(model.parameters()).device):
+    with autocast(next(model.parameters()).device, config.precision):
         predictions = predict(
             model,
             task.spec,
@@ -202,7 +206,7 @@ def _run_steps(
         name = rng.choices(list(rates), weights=list(rates.values()))[0]
         batch = collate([features[name][i] for i in next(batches[name])], pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device):
+        with autocast(device, config.precision):
             loss, _ = model(batch, name)
         loss = loss.float() * mixing.loss_weight(name) / loss_units(batch)
         loss.backward()

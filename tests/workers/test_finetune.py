@@ -106,3 +106,22 @@ def test_evaluate_without_rows_is_a_clear_error(tiny, sentiment_task):
     model = TaskModel(encoder, [sentiment_task.spec])
     with pytest.raises(ValueError, match="no 'test' rows"):
         evaluate(model, sentiment_task, tokenizer, FAST, split="test")
+
+
+def test_bf16_training_on_cpu_learns_too(tiny, sentiment_task):
+    encoder, tokenizer = tiny
+    model = TaskModel(encoder)
+    model.add_head(sentiment_task.spec)
+    before = _mean_loss(model, sentiment_task, tokenizer)
+    half = TrainConfig(epochs=10, batch_size=8, learning_rate=1e-3, device="cpu", precision="bf16")
+    train_stage(model, [sentiment_task], tokenizer, half, seed=0)
+    assert _mean_loss(model, sentiment_task, tokenizer) < before * 0.5
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
+
+
+def test_cpu_defaults_to_fp32_unless_asked():
+    from workers.finetune import autocast
+
+    cpu = torch.device("cpu")
+    assert not isinstance(autocast(cpu), torch.autocast)
+    assert isinstance(autocast(cpu, "bf16"), torch.autocast)
