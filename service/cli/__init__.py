@@ -14,6 +14,26 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+@app.callback()
+def check_settings() -> None:
+    """Refuse bad TASKREC_* settings up front, one line per setting, before any command runs."""
+    from pydantic import ValidationError
+
+    from service.cli.common import fail
+    from service.settings import get_settings
+
+    try:
+        get_settings()
+    except ValidationError as error:
+        fail("; ".join(_setting_problem(e) for e in error.errors()))
+
+
+def _setting_problem(error: dict) -> str:
+    name = "TASKREC_" + "_".join(str(part) for part in error["loc"]).upper()
+    return f"{name}={error.get('input')!r}: {error['msg']}"
+
+
 engine.register(app)
 
 from service.cli import client, keys, server  # noqa: E402  (the service's commands)

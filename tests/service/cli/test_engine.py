@@ -194,3 +194,12 @@ def test_finetune_saves_a_checkpoint_with_its_config(env, tmp_path):
     assert saved["metrics"]["toy_sentiment"]["score"] == json.loads(result.stdout)["score"]["mean"]
     assert (out / "encoder" / "model.safetensors").is_file()
     assert (out / "heads.safetensors").is_file() and "toy_sentiment" in saved["heads"]
+
+
+def test_a_bad_setting_is_named_before_any_command_runs(env, monkeypatch):
+    monkeypatch.setenv("TASKREC_TASKEMB_HEAD_TRAINING", "bogus")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["embed", "toy_sts"])
+    assert result.exit_code == 2
+    assert "TASKREC_TASKEMB_HEAD_TRAINING='bogus'" in result.stderr
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
