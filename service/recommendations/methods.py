@@ -17,7 +17,7 @@ METRICS = ("targets", "rho", "ndcg")  # plus every "regret@k" the evaluation has
 
 
 def method_evidence(settings: Settings) -> Methods:
-    """Every served method (and each yardstick the evaluation scored), default and best first."""
+    """Every served method, then each yardstick the evaluation scored (random, oracle, ...)."""
     from workers.selection.rankers import LearnedRanker
 
     ranker_file = settings.ranker_file
@@ -25,7 +25,8 @@ def method_evidence(settings: Settings) -> Methods:
     served = list(get_args(RankMethod))
     by_method: dict[str, dict[str, dict[str, float | None]]] = {}
     for row in rows:
-        metrics = {k: _number(v) for k, v in row.items() if k in METRICS or k.startswith("regret@")}
+        # Saved by Evaluation.to_dict(): an undefined metric is already null, never NaN.
+        metrics = {k: v for k, v in row.items() if k in METRICS or k.startswith("regret@")}
         by_method.setdefault(row["method"], {})[row["scope"]] = metrics
     names = [*served, *(m for m in by_method if m not in served)]
     methods = [
@@ -55,7 +56,3 @@ def _best(methods: list[MethodEvidence]) -> str | None:
         return (m.evaluation["all"]["rho"], math.inf if regret is None else regret)
 
     return min(scored, key=key).method
-
-
-def _number(value) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
