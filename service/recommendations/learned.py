@@ -105,7 +105,8 @@ def _note(ranker) -> str:
         )
     return (
         f"learned ranker: fitted on {measured} measured targets ({pairs} pairs), blended with "
-        f"{ranker.prior} where a source has little evidence"
+        f"{ranker.prior} where a source has little evidence (a source measured on n targets "
+        f"weighs n / (n + {ranker.shrinkage:g}))"
     )
 
 

@@ -17,13 +17,14 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from workers.data.schema import TaskData, TaskSpec
+from workers.selection.metrics import best_source_rank, regret_at_k
 from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes
 from workers.similarity import (
     RankedTask,
@@ -217,7 +218,11 @@ class LearnedConfig:
     """Hyper-parameters of :class:`LearnedRanker` (stored with it)."""
 
     alpha: float = 10.0  # ridge penalty on standardised features
-    shrinkage: float = 3.0  # κ: a source measured on n other targets gets model weight n / (n + κ)
+    # κ: a source measured as a donor on n other targets gets model weight n / (n + κ). None:
+    # whichever of shrinkage_choices ranked best when each measured target was held out in turn
+    # (ties: the earlier choice).
+    shrinkage: float | None = None
+    shrinkage_choices: tuple[float, ...] = (3.0, 1.0, 10.0, 0.0, 100.0)
     # Leaned on where evidence is thin: "datasize", a similarity method, or "auto" — whichever of
     # those put the truly best source highest on the measured targets (ties: the earlier one).
     prior: str = "auto"
@@ -226,9 +231,20 @@ class LearnedConfig:
     # cosines) unless per-component: TaskEmb's 13 components are nearly collinear, and a few
     # hundred measured pairs fitted them with alternating signs (noise).
     per_component: bool = False
+    # Every feature is oriented so that more should mean a better donor; on a few hundred pairs
+    # a negative weight is collinearity or noise (it once ranked the best, most similar source
+    # last), so weights are kept ≥ 0.
+    nonnegative: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LearnedConfig:
+        data = dict(data)
+        if "shrinkage_choices" in data:
+            data["shrinkage_choices"] = tuple(data["shrinkage_choices"])
+        return cls(**data)
 
 
 @dataclass
@@ -242,12 +258,20 @@ class _Model:
     intercept: float
 
     @classmethod
-    def fit(cls, names: list[str], x: np.ndarray, y: np.ndarray, alpha: float) -> _Model:
+    def fit(
+        cls, names: list[str], x: np.ndarray, y: np.ndarray, alpha: float, nonnegative: bool
+    ) -> _Model:
         mean, scale = x.mean(0), x.std(0)
         scale[scale == 0] = 1.0
         z = (x - mean) / scale  # (pairs, features)
-        # (ZᵀZ + αI) w = Zᵀ(y - ȳ): z is centred, so the intercept is ȳ and is not penalised.
-        coef = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+        # min |Zw - (y - ȳ)|² + α|w|²: z is centred, so the intercept is ȳ and is not penalised.
+        if nonnegative:  # the same objective as least squares on [Z; √α I], under w ≥ 0
+            from scipy.optimize import nnls
+
+            stacked = np.vstack([z, math.sqrt(alpha) * np.eye(z.shape[1])])
+            coef = nnls(stacked, np.concatenate([y - y.mean(), np.zeros(z.shape[1])]))[0]
+        else:  # (ZᵀZ + αI) w = Zᵀ(y - ȳ)
+            coef = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean()))
         return cls(names, mean, scale, coef, float(y.mean()))
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
@@ -285,7 +309,9 @@ class LearnedRanker:
     The model's percentile among the candidates is blended with a prior ranking's (similarity or
     size; with ``prior="auto"`` the one that did best on the measured targets): ``w = n / (n + κ)``
     for a source measured as a donor on ``n`` targets, so an unmeasured source is placed by the
-    prior alone. ``fit`` can be called again as new results arrive.
+    prior alone. κ is, unless configured, the choice that ranked best when each measured target
+    was held out in turn and ranked by a model fitted on the others. ``fit`` can be called again
+    as new results arrive.
     """
 
     def __init__(self, library: Library, config: LearnedConfig = LearnedConfig()) -> None:
@@ -294,6 +320,9 @@ class LearnedRanker:
         self.evidence: Outcomes = {}
         self.model: _Model | None = None
         self.prior = config.prior if config.prior != "auto" else PRIOR_CHOICES[-1]
+        self.shrinkage = (
+            config.shrinkage if config.shrinkage is not None else (config.shrinkage_choices[0])
+        )
         self._donors = _DonorStats({}, library)
 
     def fit(self, rows: Iterable[TransferRow]) -> LearnedRanker:
@@ -314,7 +343,10 @@ class LearnedRanker:
         self.model = None
         if len(self.evidence) >= self.config.min_targets:
             x, y = self._training_set()
-            self.model = _Model.fit(self._feature_names(), x, y, self.config.alpha)
+            names, config = self._feature_names(), self.config
+            self.model = _Model.fit(names, x, y, config.alpha, config.nonnegative)
+            if config.shrinkage is None:
+                self.shrinkage = self._choose_shrinkage()
         return self
 
     def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
@@ -334,12 +366,13 @@ class LearnedRanker:
         result = {}
         for c, row in zip(candidates, x, strict=True):
             n = donors.count(c)
-            w = n / (n + self.config.shrinkage)
+            w = n / (n + self.shrinkage) if n else 0.0
             result[c] = {
                 "score": w * model[c] + (1 - w) * prior[c],
                 "model": model[c],
                 "prior": prior[c],
                 "weight": w,
+                "evidence": float(n),
                 **dict(zip(self.model.features, row.tolist(), strict=True)),
             }
         return result
@@ -352,6 +385,7 @@ class LearnedRanker:
         """
         ranker = LearnedRanker(library, self.config)
         ranker.evidence, ranker.model, ranker.prior = self.evidence, self.model, self.prior
+        ranker.shrinkage = self.shrinkage
         ranker._donors = self._donors
         return ranker
 
@@ -367,6 +401,7 @@ class LearnedRanker:
         return {
             "config": self.config.to_dict(),
             "prior": self.prior,
+            "shrinkage": self.shrinkage,
             "model": self.model.to_dict() if self.model else None,
             "evidence": [
                 {"target": t, "source": s, **asdict(o)}
@@ -397,7 +432,7 @@ class LearnedRanker:
         for item in data["evidence"]:
             outcome = Outcome(item["score"], item["gain"], item["seeds"])
             evidence.setdefault(item["target"], {})[item["source"]] = outcome
-        return cls.Saved(LearnedConfig(**data["config"]), evidence)
+        return cls.Saved(LearnedConfig.from_dict(data["config"]), evidence)
 
     @staticmethod
     def load_evaluation(path: str | Path) -> list[dict]:
@@ -413,6 +448,7 @@ class LearnedRanker:
         ranker.evidence = saved.evidence
         ranker.model = _Model.from_dict(data["model"]) if data["model"] else None
         ranker.prior = data.get("prior", ranker.prior)
+        ranker.shrinkage = data.get("shrinkage", ranker.shrinkage)
         ranker._donors = _DonorStats(ranker.evidence, library)
         return ranker
 
@@ -432,6 +468,26 @@ class LearnedRanker:
             return float(np.mean(places))
 
         return min(options, key=lambda m: (loss(m), options.index(m)))
+
+    def _choose_shrinkage(self) -> float:
+        """The κ whose blend put each measured target's best source highest (ties: Regret@3,
+        then the earlier choice) when that target was left out of the evidence and the model."""
+        held_out_fits = replace(self.config, shrinkage=0.0, prior=self.prior)
+        choices = self.config.shrinkage_choices
+        losses = {k: [] for k in choices}
+        for target, measured in self.evidence.items():
+            others = {t: m for t, m in self.evidence.items() if t != target}
+            ranker = LearnedRanker(self.library, held_out_fits).fit_outcomes(others)
+            scored = ranker.scores(target, sorted(measured))
+            gains = {s: o.gain for s, o in measured.items()}
+            for k in choices:
+                blend = {c: _blend(v, k) for c, v in scored.items()}
+                ranking = sorted(blend, key=lambda c: (-blend[c], c))
+                place = best_source_rank(ranking, gains) - 1
+                regret = regret_at_k(ranking, {s: o.score for s, o in measured.items()}, 3)
+                losses[k].append((place / max(len(ranking) - 1, 1), _zero_nan(regret)))
+        mean = {k: tuple(np.mean(v, axis=0)) if v else (0.0, 0.0) for k, v in losses.items()}
+        return min(choices, key=lambda k: mean[k])
 
     def _can_rank(self, method: str) -> bool:
         needed = _EMBEDDINGS_READ.get(method, ())
@@ -572,6 +628,19 @@ class _DonorView:
             return (s.win_sum[source] - s.wins.get(self.excluded, {}).get(source, 0.0)) / n
         kept = [w for t, ws in s.wins.items() if t != self.excluded for w in ws.values()]
         return float(np.mean(kept)) if kept else 0.5
+
+
+def _blend(scored: Mapping[str, float], shrinkage: float) -> float:
+    """A candidate's score under κ = ``shrinkage``, from what :meth:`LearnedRanker.scores` gave."""
+    if "model" not in scored:
+        return scored["prior"]
+    n = scored["evidence"]
+    w = n / (n + shrinkage) if n else 0.0
+    return w * scored["model"] + (1 - w) * scored["prior"]
+
+
+def _zero_nan(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
 
 
 def _percentiles(values: Mapping[str, float]) -> dict[str, float]:

@@ -86,11 +86,44 @@ def test_per_component_features_on_request(world) -> None:
 def test_learned_ranker_leans_on_similarity_where_a_source_is_unmeasured(world) -> None:
     library, rows = world
     # t11 is never measured as a source: its model weight is 0, so its place is the prior's
-    ranker = LearnedRanker(library).fit(r for r in rows if "t11" not in (r.source, r.target))
+    config = LearnedConfig(shrinkage=3.0)
+    evidence = [r for r in rows if "t11" not in (r.source, r.target)]
+    ranker = LearnedRanker(library, config).fit(evidence)
     scores = ranker.scores("t00", [f"t{i:02d}" for i in range(1, 12)])
     assert scores["t11"]["weight"] == 0.0
     assert scores["t11"]["score"] == scores["t11"]["prior"]
-    assert 0 < scores["t01"]["weight"] < 1
+    n = scores["t01"]["evidence"]
+    assert n > 0 and scores["t01"]["weight"] == n / (n + 3.0)
+
+
+def test_weights_stay_nonnegative_where_a_feature_misleads(world) -> None:
+    library, rows = world
+    # Rewrite history so that the smaller a source, the more it helps.
+    against_size = [dataclasses.replace(r, gain=-math.log(library.sizes[r.source])) for r in rows]
+    assert LearnedRanker(library).fit(against_size).coefficients()["log_size"] == 0.0
+    free = LearnedRanker(library, LearnedConfig(nonnegative=False)).fit(against_size)
+    assert free.coefficients()["log_size"] < 0
+
+
+def test_shrinkage_is_chosen_by_holding_out_each_measured_target(world) -> None:
+    from workers.selection.evaluate import EvalConfig, evaluate
+
+    library, rows = world
+    fitted = LearnedRanker(library).fit(rows)
+    choices = fitted.config.shrinkage_choices
+    losses = {}
+    for k in choices:  # the public leave-one-target-out evaluation, once per fixed κ
+        config = EvalConfig(
+            methods=("learned",), ks=(3,), learned=LearnedConfig(shrinkage=k, prior=fitted.prior)
+        )
+        results = evaluate(rows, library, config).results
+        places = [(r.rank - 1) / (r.sources - 1) for r in results]
+        regrets = [0.0 if math.isnan(r.regret[3]) else r.regret[3] for r in results]
+        losses[k] = (sum(places) / len(places), sum(regrets) / len(regrets))
+    assert len(set(losses.values())) > 1  # the choice matters in this world
+    assert fitted.shrinkage == min(choices, key=lambda k: losses[k])
+    # A configured κ is used as it is.
+    assert LearnedRanker(library, LearnedConfig(shrinkage=5.0)).fit(rows).shrinkage == 5.0
 
 
 def test_learned_ranker_falls_back_to_the_prior_with_too_few_targets(world) -> None:
