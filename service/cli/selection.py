@@ -226,9 +226,12 @@ def evaluate(
         result = run_evaluation(rows, lib, config)
         if plot is not None:
             draw(result, plot)
+        fitted = None
+        if save_ranker is not None or (report is not None and "learned" in config.methods):
+            fitted = LearnedRanker(lib, config.learned).fit(rows)  # on every row
         if save_ranker is not None:
             summary = result.to_dict()["summary"]  # shown by GET /v1/recommendations/methods
-            LearnedRanker(lib, config.learned).fit(rows).save(save_ranker, evaluation=summary)
+            fitted.save(save_ranker, evaluation=summary)
         if report is not None:
             argv = [str(results_csv), *(f"--library={x}" for x in library)]
             argv += [f"--methods={','.join(wanted)}", f"--ks={ks}", f"--relevance={relevance}"]
@@ -236,7 +239,8 @@ def evaluate(
             argv += [f"--save-ranker={save_ranker}"] * (save_ranker is not None)
             argv += [f"--max-examples={max_examples}"] * (max_examples is not None)
             argv += [f"--model={model}"] * (model is not None) + [f"--report={report}"]
-            _write_report(rows, result, lib, report, results_csv, argv)
+            ranker = fitted if "learned" in config.methods else None
+            _write_report(rows, result, lib, report, results_csv, argv, ranker)
     if as_json:
         print_json(result.to_dict())
         return
@@ -253,7 +257,9 @@ def evaluate(
 REPORT_ENV = ("TASKREC_CACHE_PATH", "TASKREC_EMBED_PRECISION", "TASKREC_MAX_EXAMPLES")
 
 
-def _write_report(rows, result, lib, report: Path, results_csv: Path, argv: list[str]) -> None:
+def _write_report(
+    rows, result, lib, report: Path, results_csv: Path, argv: list[str], ranker
+) -> None:
     import json
     import os
     import shlex
@@ -265,7 +271,7 @@ def _write_report(rows, result, lib, report: Path, results_csv: Path, argv: list
     # Settings that decide which embeddings are read go in front, so the line reruns as it ran.
     env = [f"{k}={shlex.quote(os.environ[k])}" for k in REPORT_ENV if k in os.environ]
     command = " ".join([*env, "taskrec evaluate", *(shlex.quote(a) for a in argv)])
-    path = write_report(rows, result, lib, report, command, sweep)
+    path = write_report(rows, result, lib, report, command, sweep, ranker)
     stderr.print(f"wrote {path} and its figures in {path.with_suffix('')}/")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.selection.evaluate import Evaluation, plot
-from workers.selection.rankers import Library
+from workers.selection.rankers import LearnedRanker, Library
 from workers.selection.results import TransferRow, outcomes
 
 # The project's goals for the learned ranker (issue: selection quality), checked on the page.
@@ -41,8 +41,10 @@ def write_report(
     path: str | Path,
     command: str,
     sweep: dict | None = None,
+    ranker: LearnedRanker | None = None,
 ) -> Path:
-    """Write the page and its figures; ``sweep`` = the CSV's pinned settings (``.sweep.json``)."""
+    """Write the page and its figures; ``sweep`` = the CSV's pinned settings (``.sweep.json``),
+    ``ranker`` = the learned ranker fitted on every row (its weights are shown)."""
     path = Path(path)
     figures = path.with_suffix("")  # docs/results.md -> docs/results/
     figures.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,7 @@ def write_report(
             f"- **{'met' if c.met else 'MISSED'}** — {c.goal}: {c.detail}"
             for c in check_goals(evaluation)
         ),
+        *([learned_section(ranker)] if ranker is not None else []),
         "## Gains per target",
         "Each dot is one source's mean gain over seeds; the line at 0 is the no-transfer baseline.",
         f"![gains]({figures.name}/gains.png)",
@@ -75,6 +78,25 @@ def write_report(
     ]
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return path
+
+
+def learned_section(ranker: LearnedRanker) -> str:
+    """What the learned ranker fitted on every row leans on: its prior, κ and feature weights."""
+    head = "## The learned ranker, fitted on every row"
+    if ranker.model is None:
+        return f"{head}\n\nToo few measured targets to fit: it ranks by its prior ({ranker.prior})."
+    lines = [
+        head,
+        f"Prior: **{ranker.prior}** (the ranking that put the measured targets' best sources "
+        f"highest). A source measured as a donor on n targets gets model weight n / (n + κ), "
+        f"κ = **{ranker.shrinkage:g}** (the choice that ranked best with each target held out). "
+        "Weights are per standard deviation of a feature, fitted on gain percentiles within each "
+        "target and kept ≥ 0; a 0 means the evidence gave the feature nothing to add.",
+        "| feature | weight |\n|---|---|",
+    ]
+    weights = sorted(ranker.coefficients().items(), key=lambda kv: (-kv[1], kv[0]))
+    lines[-1] += "".join(f"\n| {name} | {weight:+.3f} |" for name, weight in weights)
+    return "\n\n".join(lines)
 
 
 def check_goals(evaluation: Evaluation, scope: str = "all") -> list[Check]:

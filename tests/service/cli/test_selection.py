@@ -125,6 +125,7 @@ def test_evaluate_writes_the_results_page_and_its_figures(env, tmp_path) -> None
     assert "| source \\ target |" in text and "| *baseline score* |" in text
     assert "learned beats datasize on ρ" in text  # the goals, met or MISSED, are stated
     assert "Regret@3 ≤ 1%" in text
+    assert "## The learned ranker, fitted on every row" in text
     for figure in ("evaluation", "gains", "map"):
         assert f"results/{figure}.png" in text
         assert (tmp_path / "docs" / "results" / f"{figure}.png").read_bytes()[:4] == b"\x89PNG"

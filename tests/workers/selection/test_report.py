@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from workers.selection.evaluate import EvalConfig, evaluate
-from workers.selection.report import check_goals, matrix_table, write_report
+from workers.selection.rankers import LearnedConfig, LearnedRanker
+from workers.selection.report import check_goals, learned_section, matrix_table, write_report
 
 METHODS = ("random", "datasize", "taskemb", "semb", "learned", "oracle")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -23,6 +24,21 @@ def test_the_page_has_every_section_and_its_figures(world, tmp_path) -> None:
     for figure in ("evaluation", "gains", "map"):
         assert (tmp_path / "results" / f"{figure}.png").read_bytes()[:8] == PNG
         assert f"](results/{figure}.png)" in text
+
+
+def test_the_page_shows_what_the_learned_ranker_leans_on(world, tmp_path) -> None:
+    library, rows = world
+    evaluation = evaluate(rows, library, EvalConfig(methods=METHODS))
+    ranker = LearnedRanker(library, LearnedConfig(shrinkage=3.0)).fit(rows)
+    text = write_report(rows, evaluation, library, tmp_path / "r.md", "cmd", ranker=ranker)
+    section = learned_section(ranker)
+    assert section in text.read_text()
+    assert f"Prior: **{ranker.prior}**" in section and "κ = **3**" in section
+    weights = ranker.coefficients()
+    assert f"| donor_percentile | {weights['donor_percentile']:+.3f} |" in section
+    assert section.count("\n| ") == 1 + len(weights)  # the header, then a row per feature
+    unfitted = LearnedRanker(library).fit(rows[:1])
+    assert "Too few measured targets" in learned_section(unfitted)
 
 
 def test_goals_compare_learned_with_each_challenger(world) -> None:
