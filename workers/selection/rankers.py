@@ -227,10 +227,11 @@ class LearnedConfig:
     # those put the truly best source highest on the measured targets (ties: the earlier one).
     prior: str = "auto"
     min_targets: int = 3  # fewer measured targets than this: the prior alone
-    # One similarity feature per embedding method (the mean of its components' standardised
-    # cosines) unless per-component: TaskEmb's 13 components are nearly collinear, and a few
-    # hundred measured pairs fitted them with alternating signs (noise).
-    per_component: bool = False
+    # A similarity feature per embedding component (TaskEmb's layers and CLS each), or else one
+    # per method (the mean of its components' standardised cosines). The components are nearly
+    # collinear: unconstrained, a few hundred pairs fitted them with alternating signs (noise);
+    # kept ≥ 0, the fit picks the few that carry the signal.
+    per_component: bool = True
     # Every feature is oriented so that more should mean a better donor; on a few hundred pairs
     # a negative weight is collinearity or noise (it once ranked the best, most similar source
     # last), so weights are kept ≥ 0.

@@ -57,7 +57,8 @@ def test_method_names_expand_and_say_which_embeddings_they_need(world) -> None:
 
 def test_learned_ranker_learns_the_rule_behind_the_gains(world) -> None:
     library, rows = world
-    ranker = LearnedRanker(library).fit(r for r in rows if r.target != "t00")
+    config = LearnedConfig(per_component=False)
+    ranker = LearnedRanker(library, config).fit(r for r in rows if r.target != "t00")
     coef = ranker.coefficients()
     # gains grow with similarity and with the source's quality (seen as its donor record)
     assert coef["donor_percentile"] > 0
@@ -70,10 +71,9 @@ def test_learned_ranker_learns_the_rule_behind_the_gains(world) -> None:
     ]
 
 
-def test_per_component_features_on_request(world) -> None:
+def test_a_feature_per_embedding_component_by_default(world) -> None:
     library, rows = world
-    config = LearnedConfig(per_component=True)
-    ranker = LearnedRanker(library, config).fit(r for r in rows if r.target != "t00")
+    ranker = LearnedRanker(library).fit(r for r in rows if r.target != "t00")
     sims = [k for k in ranker.coefficients() if k.startswith("sim:")]
     assert sims == [
         "sim:semb.mean",
