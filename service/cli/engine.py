@@ -225,6 +225,7 @@ def similar(
     as_json: JsonOption = False,
 ) -> None:
     """Rank library tasks as intermediate tasks for TARGET, without a server."""
+    from service.recommendations.methods import method_evidence
     from workers.data.loaders import iter_task_dirs
     from workers.selection.rankers import rank_learned
     from workers.similarity import METHOD_CHOICES, rank_library
@@ -263,6 +264,8 @@ def similar(
         else:
             ranking = rank_library(target_embs, library_embs, method)
         ranking = ranking[:limit]
+    evidence = method_evidence(settings)
+    record = next(m.evaluation for m in evidence.methods if m.method == method)
     if as_json:
         print_json(
             {
@@ -270,6 +273,8 @@ def similar(
                 "method": method,
                 "model": embedder.ref.id,
                 "ranking": [r.to_dict() for r in ranking],
+                "evaluation": record,  # this method's leave-one-target-out record, if any
+                "best": evidence.best,
             }
         )
         return
@@ -286,6 +291,24 @@ def similar(
             str(rank), item.task, f"{item.score:.4f}", ", ".join(f"{c}={s:.3f}" for c, s in top)
         )
     stdout.print(table)
+    stdout.print(
+        _evidence_line(method, record, evidence.best, settings.ranker_file), soft_wrap=True
+    )
+
+
+def _evidence_line(method: str, record: dict, best: str | None, ranker_file: Path) -> str:
+    """How ``method`` measured on held-out targets (from the ranker file), in one line."""
+    measured = record.get("all")
+    if not measured:
+        return (
+            f"{method} has no measured record here: `taskrec evaluate --save-ranker "
+            f"{ranker_file}` stores one"
+        )
+    regrets = [k for k in measured if k.startswith("regret@")]
+    parts = [f"ρ {measured['rho']:.2f}", f"NDCG {measured['ndcg']:.3f}"]
+    parts += [f"Regret@{k[7:]} {measured[k]:.2f}%" for k in regrets if measured[k] is not None]
+    line = f"{method} on {int(measured['targets'])} held-out targets: {', '.join(parts)}"
+    return line + (f" (best measured: {best})" if best and best != method else "")
 
 
 def _load(task: str, settings: Settings, allow_unlabelled: bool = False):

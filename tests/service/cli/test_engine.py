@@ -47,6 +47,9 @@ def test_similar_json_ranks_library_and_never_the_target(env):
     scores = [r["score"] for r in data["ranking"]]
     assert scores == sorted(scores, reverse=True)
     assert "taskemb.cls" in data["ranking"][0]["components"]
+    assert data["evaluation"] == {} and data["best"] is None  # no ranker file here
+    table = _run("similar", "toy_sentiment", "--library", str(env))
+    assert "fused has no measured record here" in table.stdout
 
 
 def test_similar_learned_uses_the_ranker_file(env, tmp_path, monkeypatch):
@@ -57,10 +60,13 @@ def test_similar_learned_uses_the_ranker_file(env, tmp_path, monkeypatch):
         for s, g in (("toy_choice", 6.0), ("toy_sentiment", 1.0), ("toy_qa", -4.0))
         if s != t
     ]
+    evaluation = [  # as `taskrec evaluate --save-ranker` stores it
+        {"scope": "all", "method": m, "targets": 3, "rho": rho, "ndcg": 0.9, "regret@3": r3}
+        for m, rho, r3 in (("learned", 2.0, 0.5), ("fused", 1.5, 1.0), ("oracle", 1.0, 0.0))
+    ]
     ranker = tmp_path / "ranker.json"
-    ranker.write_text(
-        json.dumps({"config": {}, "prior": "fused", "model": None, "evidence": evidence})
-    )
+    saved = {"config": {}, "prior": "fused", "model": None, "evidence": evidence}
+    ranker.write_text(json.dumps(saved | {"evaluation": evaluation}))
     monkeypatch.setenv("TASKREC_RANKER_PATH", str(ranker))
     get_settings.cache_clear()
     args = ("similar", "toy_sentiment", "--library", str(env), "--method", "learned", "--json")
@@ -73,6 +79,12 @@ def test_similar_learned_uses_the_ranker_file(env, tmp_path, monkeypatch):
     parts = {r["task"]: r["components"] for r in ranking}
     assert parts["toy_choice"]["weight"] > 0 and parts["toy_ner"]["weight"] == 0.0  # no record
     assert parts["toy_choice"]["model"] > parts["toy_qa"]["model"]
+    # The method's measured record comes with its ranking, and the best measured method.
+    data = json.loads(result.stdout)
+    assert data["evaluation"]["all"]["rho"] == 2.0 and data["best"] == "fused"
+    table = _run(*args[:-1])
+    assert "learned on 3 held-out targets: ρ 2.00, NDCG 0.900, Regret@3 0.50%" in table.stdout
+    assert "(best measured: fused)" in table.stdout
 
 
 def test_similar_second_run_recomputes_nothing(env, monkeypatch):
