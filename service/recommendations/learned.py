@@ -105,8 +105,9 @@ def _note(ranker) -> str:
         )
     return (
         f"learned ranker: fitted on {measured} measured targets ({pairs} pairs), blended with "
-        f"{ranker.prior} where a source has little evidence (a source measured on n targets "
-        f"weighs n / (n + {ranker.shrinkage:g}))"
+        f"{ranker.prior} where a source has little evidence (model weight n / (n + "
+        f"{ranker.shrinkage:g}) for a source measured on n targets of the target's type, those of "
+        f"other types counting {ranker.other_type_share:g} each)"
     )
 
 

@@ -223,6 +223,11 @@ class LearnedConfig:
     # (ties: the earlier choice).
     shrinkage: float | None = None
     shrinkage_choices: tuple[float, ...] = (3.0, 1.0, 10.0, 0.0, 100.0)
+    # How much a source's record on targets of *another* type counts toward its n, next to
+    # targets of the ranked target's type (1: all alike; 0: only the target's own type). None:
+    # chosen with κ, the same way. What helps a tagging target is rarely what helps the others.
+    other_type_share: float | None = None
+    other_type_share_choices: tuple[float, ...] = (1.0, 0.3, 0.0)
     # Leaned on where evidence is thin: "datasize", a similarity method, or "auto" — whichever of
     # those put the truly best source highest on the measured targets (ties: the earlier one).
     prior: str = "auto"
@@ -243,8 +248,9 @@ class LearnedConfig:
     @classmethod
     def from_dict(cls, data: dict) -> LearnedConfig:
         data = dict(data)
-        if "shrinkage_choices" in data:
-            data["shrinkage_choices"] = tuple(data["shrinkage_choices"])
+        for key in ("shrinkage_choices", "other_type_share_choices"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -321,8 +327,9 @@ class LearnedRanker:
         self.evidence: Outcomes = {}
         self.model: _Model | None = None
         self.prior = config.prior if config.prior != "auto" else PRIOR_CHOICES[-1]
-        self.shrinkage = (
-            config.shrinkage if config.shrinkage is not None else (config.shrinkage_choices[0])
+        self.shrinkage = _configured(config.shrinkage, config.shrinkage_choices)
+        self.other_type_share = _configured(
+            config.other_type_share, config.other_type_share_choices
         )
         self._donors = _DonorStats({}, library)
 
@@ -346,8 +353,8 @@ class LearnedRanker:
             x, y = self._training_set()
             names, config = self._feature_names(), self.config
             self.model = _Model.fit(names, x, y, config.alpha, config.nonnegative)
-            if config.shrinkage is None:
-                self.shrinkage = self._choose_shrinkage()
+            if config.shrinkage is None or config.other_type_share is None:
+                self.shrinkage, self.other_type_share = self._choose_blend()
         return self
 
     def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
@@ -365,15 +372,19 @@ class LearnedRanker:
         x = self._features(target, candidates, donors)
         model = _percentiles(dict(zip(candidates, self.model.predict(x), strict=True)))
         result = {}
+        target_type = self.library.specs[target].type
         for c, row in zip(candidates, x, strict=True):
-            n = donors.count(c)
-            w = n / (n + self.shrinkage) if n else 0.0
-            result[c] = {
-                "score": w * model[c] + (1 - w) * prior[c],
+            scored = {
                 "model": model[c],
                 "prior": prior[c],
+                "evidence": float(donors.count(c)),
+                "evidence_same_type": float(donors.count(c, target_type)),
+            }
+            w = _model_weight(scored, self.shrinkage, self.other_type_share)
+            result[c] = {
+                "score": w * model[c] + (1 - w) * prior[c],
                 "weight": w,
-                "evidence": float(n),
+                **scored,
                 **dict(zip(self.model.features, row.tolist(), strict=True)),
             }
         return result
@@ -386,7 +397,7 @@ class LearnedRanker:
         """
         ranker = LearnedRanker(library, self.config)
         ranker.evidence, ranker.model, ranker.prior = self.evidence, self.model, self.prior
-        ranker.shrinkage = self.shrinkage
+        ranker.shrinkage, ranker.other_type_share = self.shrinkage, self.other_type_share
         ranker._donors = self._donors
         return ranker
 
@@ -403,6 +414,7 @@ class LearnedRanker:
             "config": self.config.to_dict(),
             "prior": self.prior,
             "shrinkage": self.shrinkage,
+            "other_type_share": self.other_type_share,
             "model": self.model.to_dict() if self.model else None,
             "evidence": [
                 {"target": t, "source": s, **asdict(o)}
@@ -450,6 +462,7 @@ class LearnedRanker:
         ranker.model = _Model.from_dict(data["model"]) if data["model"] else None
         ranker.prior = data.get("prior", ranker.prior)
         ranker.shrinkage = data.get("shrinkage", ranker.shrinkage)
+        ranker.other_type_share = data.get("other_type_share", ranker.other_type_share)
         ranker._donors = _DonorStats(ranker.evidence, library)
         return ranker
 
@@ -470,25 +483,30 @@ class LearnedRanker:
 
         return min(options, key=lambda m: (loss(m), options.index(m)))
 
-    def _choose_shrinkage(self) -> float:
-        """The κ whose blend put each measured target's best source highest (ties: Regret@3,
-        then the earlier choice) when that target was left out of the evidence and the model."""
-        held_out_fits = replace(self.config, shrinkage=0.0, prior=self.prior)
-        choices = self.config.shrinkage_choices
-        losses = {k: [] for k in choices}
+    def _choose_blend(self) -> tuple[float, float]:
+        """The (κ, other-type share) whose blend put each measured target's best source highest
+        (ties: Regret@3, then the earlier choice) when that target was left out of the evidence
+        and the model. A configured value is kept as it is."""
+        config = self.config
+        kappas = config.shrinkage_choices if config.shrinkage is None else (config.shrinkage,)
+        shares = config.other_type_share_choices
+        shares = shares if config.other_type_share is None else (config.other_type_share,)
+        choices = [(k, share) for k in kappas for share in shares]
+        held_out_fits = replace(config, shrinkage=0.0, other_type_share=1.0, prior=self.prior)
+        losses: dict[tuple[float, float], list] = {c: [] for c in choices}
         for target, measured in self.evidence.items():
             others = {t: m for t, m in self.evidence.items() if t != target}
             ranker = LearnedRanker(self.library, held_out_fits).fit_outcomes(others)
             scored = ranker.scores(target, sorted(measured))
             gains = {s: o.gain for s, o in measured.items()}
-            for k in choices:
-                blend = {c: _blend(v, k) for c, v in scored.items()}
+            for choice in choices:
+                blend = {c: _blend(v, *choice) for c, v in scored.items()}
                 ranking = sorted(blend, key=lambda c: (-blend[c], c))
                 place = best_source_rank(ranking, gains) - 1
                 regret = regret_at_k(ranking, {s: o.score for s, o in measured.items()}, 3)
-                losses[k].append((place / max(len(ranking) - 1, 1), _zero_nan(regret)))
-        mean = {k: tuple(np.mean(v, axis=0)) if v else (0.0, 0.0) for k, v in losses.items()}
-        return min(choices, key=lambda k: mean[k])
+                losses[choice].append((place / max(len(ranking) - 1, 1), _zero_nan(regret)))
+        mean = {c: tuple(np.mean(v, axis=0)) if v else (0.0, 0.0) for c, v in losses.items()}
+        return min(choices, key=lambda c: mean[c])
 
     def _can_rank(self, method: str) -> bool:
         needed = _EMBEDDINGS_READ.get(method, ())
@@ -612,8 +630,9 @@ class _DonorView:
             total, n = total - mine[source], n - 1
         return total, n
 
-    def count(self, source: str) -> int:
-        return self._share(source)[1]
+    def count(self, source: str, task_type=None) -> int:
+        """Kept targets ``source`` was measured on (of ``task_type``, if given)."""
+        return self._share(source, task_type)[1]
 
     def mean_percentile(self, source: str, task_type=None) -> float:
         """Mean within-target gain percentile (all types if none of ``task_type``; else 0.5)."""
@@ -631,13 +650,25 @@ class _DonorView:
         return float(np.mean(kept)) if kept else 0.5
 
 
-def _blend(scored: Mapping[str, float], shrinkage: float) -> float:
-    """A candidate's score under κ = ``shrinkage``, from what :meth:`LearnedRanker.scores` gave."""
+def _model_weight(scored: Mapping[str, float], shrinkage: float, other_type_share: float) -> float:
+    """n / (n + κ), n = the source's measured targets of the ranked target's type plus
+    ``other_type_share`` of its measured targets of other types."""
+    same = scored["evidence_same_type"]
+    n = same + other_type_share * (scored["evidence"] - same)
+    return n / (n + shrinkage) if n > 0 else 0.0
+
+
+def _blend(scored: Mapping[str, float], shrinkage: float, other_type_share: float) -> float:
+    """A candidate's score under (κ, share), from what :meth:`LearnedRanker.scores` gave."""
     if "model" not in scored:
         return scored["prior"]
-    n = scored["evidence"]
-    w = n / (n + shrinkage) if n else 0.0
+    w = _model_weight(scored, shrinkage, other_type_share)
     return w * scored["model"] + (1 - w) * scored["prior"]
+
+
+def _configured(value: float | None, choices: tuple[float, ...]) -> float:
+    """A configured hyper-parameter, or (until one is chosen) the first of its choices."""
+    return value if value is not None else choices[0]
 
 
 def _zero_nan(value: float) -> float:

@@ -88,8 +88,10 @@ def learned_section(ranker: LearnedRanker) -> str:
     lines = [
         head,
         f"Prior: **{ranker.prior}** (the ranking that put the measured targets' best sources "
-        f"highest). A source measured as a donor on n targets gets model weight n / (n + κ), "
-        f"κ = **{ranker.shrinkage:g}** (the choice that ranked best with each target held out). "
+        f"highest). A source measured as a donor on n targets of the ranked target's type gets "
+        f"model weight n / (n + κ), κ = **{ranker.shrinkage:g}**, a target of another type "
+        f"counting **{ranker.other_type_share:g}** toward n (both the choice that ranked best "
+        "with each measured target held out). "
         "Weights are per standard deviation of a feature, fitted on gain percentiles within each "
         "target and kept ≥ 0; a 0 means the evidence gave the feature nothing to add.",
         "| feature | weight |\n|---|---|",

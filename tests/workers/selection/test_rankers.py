@@ -105,25 +105,43 @@ def test_weights_stay_nonnegative_where_a_feature_misleads(world) -> None:
     assert free.coefficients()["log_size"] < 0
 
 
-def test_shrinkage_is_chosen_by_holding_out_each_measured_target(world) -> None:
+def test_a_record_on_other_types_counts_by_its_share(world) -> None:
+    library, rows = world
+    evidence = [r for r in rows if r.target != "t00"]
+    for share in (1.0, 0.3, 0.0):
+        config = LearnedConfig(shrinkage=3.0, other_type_share=share)
+        scored = LearnedRanker(library, config).fit(evidence).scores("t00", ["t01", "t02"])["t01"]
+        # t01 was measured on the 10 other targets; t03, t06 and t09 have t00's type
+        assert scored["evidence"] == 10 and scored["evidence_same_type"] == 3
+        n = 3 + share * 7
+        assert scored["weight"] == pytest.approx(n / (n + 3.0))
+
+
+def test_blend_is_chosen_by_holding_out_each_measured_target(world) -> None:
     from workers.selection.evaluate import EvalConfig, evaluate
 
     library, rows = world
     fitted = LearnedRanker(library).fit(rows)
-    choices = fitted.config.shrinkage_choices
+    choices = [
+        (k, share)
+        for k in fitted.config.shrinkage_choices
+        for share in fitted.config.other_type_share_choices
+    ]
     losses = {}
-    for k in choices:  # the public leave-one-target-out evaluation, once per fixed κ
-        config = EvalConfig(
-            methods=("learned",), ks=(3,), learned=LearnedConfig(shrinkage=k, prior=fitted.prior)
-        )
+    for k, share in choices:  # the public leave-one-target-out evaluation, once per fixed blend
+        learned = LearnedConfig(shrinkage=k, other_type_share=share, prior=fitted.prior)
+        config = EvalConfig(methods=("learned",), ks=(3,), learned=learned)
         results = evaluate(rows, library, config).results
         places = [(r.rank - 1) / (r.sources - 1) for r in results]
         regrets = [0.0 if math.isnan(r.regret[3]) else r.regret[3] for r in results]
-        losses[k] = (sum(places) / len(places), sum(regrets) / len(regrets))
+        losses[k, share] = (sum(places) / len(places), sum(regrets) / len(regrets))
     assert len(set(losses.values())) > 1  # the choice matters in this world
-    assert fitted.shrinkage == min(choices, key=lambda k: losses[k])
-    # A configured κ is used as it is.
-    assert LearnedRanker(library, LearnedConfig(shrinkage=5.0)).fit(rows).shrinkage == 5.0
+    chosen = (fitted.shrinkage, fitted.other_type_share)
+    assert chosen == min(choices, key=lambda c: losses[c])
+    # A configured value is used as it is; the other is still chosen.
+    configured = LearnedRanker(library, LearnedConfig(shrinkage=5.0)).fit(rows)
+    assert configured.shrinkage == 5.0
+    assert configured.other_type_share in fitted.config.other_type_share_choices
 
 
 def test_learned_ranker_falls_back_to_the_prior_with_too_few_targets(world) -> None:
