@@ -18,8 +18,14 @@ from rich.table import Table
 from service.cli.common import fail, print_json, progress_bars, stdout
 
 ServerOption = Annotated[
-    str,
-    typer.Option("--server", envvar="TASKREC_SERVER", help="Base URL of the taskrec server."),
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="TASKREC_SERVER",
+        help="Base URL of the taskrec server (default: http://TASKREC_HOST:TASKREC_PORT, as "
+        "`taskrec serve` listens).",
+        show_default=False,
+    ),
 ]
 KeyOption = Annotated[
     str | None,
@@ -32,7 +38,7 @@ KeyOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 WaitOption = Annotated[bool, typer.Option("--wait", help="Follow the jobs until they finish.")]
-DEFAULT_SERVER = "http://127.0.0.1:8000"
+DEFAULT_SERVER = None  # the local server, as the settings say it listens (see _local_server)
 FINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -53,6 +59,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(transfers, name="transfers")
 
 
+def _local_server() -> str:
+    """Where `taskrec serve` listens by the settings (a wildcard host is reached on loopback)."""
+    from service.settings import get_settings
+
+    settings = get_settings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
 class Api:
     """A thin HTTP client: error bodies become one-line CLI errors."""
 
@@ -60,7 +75,9 @@ class Api:
         if not key:
             fail("no API key: pass --key or set TASKREC_API_KEY (see `taskrec keys create`)")
         self.client = httpx.Client(
-            base_url=server.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=60
+            base_url=(server or _local_server()).rstrip("/"),
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
         )
 
     def request(self, method: str, path: str, **kwargs) -> Any:

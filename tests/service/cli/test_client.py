@@ -117,3 +117,18 @@ def test_client_errors_are_one_line(server, keys, monkeypatch):
     assert wrong.exit_code == 2 and "unknown API key (HTTP 401)" in wrong.output
     absent = _run("recommend", "999", "--server", server, "--key", keys.secrets["alice"])
     assert absent.exit_code == 2 and "no task 999 (HTTP 404)" in absent.output
+
+
+def test_without_server_the_client_finds_the_local_one_by_the_settings(server, keys, monkeypatch):
+    from service.settings import get_settings
+
+    monkeypatch.delenv("TASKREC_SERVER", raising=False)
+    monkeypatch.setenv("TASKREC_HOST", "0.0.0.0")  # as `serve` may listen; reached on loopback
+    monkeypatch.setenv("TASKREC_PORT", server.rsplit(":", 1)[1])
+    get_settings.cache_clear()
+    try:
+        found = _run("jobs", "--key", keys.secrets["alice"], "--json")
+    finally:
+        get_settings.cache_clear()
+    assert found.exit_code == 0, found.output
+    assert isinstance(json.loads(found.stdout), list | dict)
