@@ -97,7 +97,10 @@ def learned_section(ranker: LearnedRanker) -> str:
         "| feature | weight |\n|---|---|",
     ]
     weights = sorted(ranker.coefficients().items(), key=lambda kv: (-kv[1], kv[0]))
-    lines[-1] += "".join(f"\n| {name} | {weight:+.3f} |" for name, weight in weights)
+    lines[-1] += "".join(
+        f"\n| {name} | {weight:+.3f} |" if weight else f"\n| {name} | 0 |"
+        for name, weight in weights
+    )
     return "\n\n".join(lines)
 
 

@@ -36,6 +36,9 @@ def test_the_page_shows_what_the_learned_ranker_leans_on(world, tmp_path) -> Non
     assert f"Prior: **{ranker.prior}**" in section and "κ = **3**" in section
     weights = ranker.coefficients()
     assert f"| donor_percentile | {weights['donor_percentile']:+.3f} |" in section
+    assert weights["donor_percentile"] > 0  # this world's gains follow each source's quality
+    dropped = [name for name, weight in weights.items() if weight == 0]
+    assert all(f"| {name} | 0 |" in section for name in dropped)
     assert section.count("\n| ") == 1 + len(weights)  # the header, then a row per feature
     unfitted = LearnedRanker(library).fit(rows[:1])
     assert "Too few measured targets" in learned_section(unfitted)
