@@ -116,18 +116,39 @@ def check_goals(evaluation: Evaluation, scope: str = "all") -> list[Check]:
             if rival not in summary or metric not in learned:
                 continue
             mine, theirs = learned[metric], summary[rival][metric]
-            checks.append(
-                Check(
-                    f"learned beats {rival} on {label}",
-                    mine < theirs,
-                    f"{mine:.2f} vs {theirs:.2f}",
-                )
+            better, equal, worse = head_to_head(evaluation, scope, rival, metric)
+            detail = (
+                f"{mine:.2f} vs {theirs:.2f}; target by target better on {better}, "
+                f"equal on {equal}, worse on {worse}"
             )
+            checks.append(Check(f"learned beats {rival} on {label}", mine < theirs, detail))
     regret = learned.get("regret@3", math.nan)
     checks.append(
         Check(f"learned Regret@3 ≤ {REGRET_GOAL:g}%", regret <= REGRET_GOAL, f"{regret:.2f}%")
     )
     return checks
+
+
+def head_to_head(
+    evaluation: Evaluation, scope: str, rival: str, metric: str
+) -> tuple[int, int, int]:
+    """On how many targets learned's ``metric`` ("rho" or "regret@k", lower is better) is
+    better, equal and worse than ``rival``'s: a mean over ten targets can hinge on one."""
+
+    def value(result) -> float:
+        return result.rank if metric == "rho" else result.regret[int(metric.split("@")[1])]
+
+    mine = {
+        r.target: value(r) for r in evaluation.results if (r.scope, r.method) == (scope, "learned")
+    }
+    theirs = {
+        r.target: value(r) for r in evaluation.results if (r.scope, r.method) == (scope, rival)
+    }
+    pairs = [(mine[t], theirs[t]) for t in mine.keys() & theirs.keys()]
+    pairs = [(a, b) for a, b in pairs if not (math.isnan(a) or math.isnan(b))]
+    better = sum(a < b - 1e-9 for a, b in pairs)
+    worse = sum(a > b + 1e-9 for a, b in pairs)
+    return better, len(pairs) - better - worse, worse
 
 
 def matrix_table(rows: list[TransferRow]) -> str:

@@ -6,7 +6,13 @@ import dataclasses
 
 from workers.selection.evaluate import EvalConfig, evaluate
 from workers.selection.rankers import LearnedConfig, LearnedRanker
-from workers.selection.report import check_goals, learned_section, matrix_table, write_report
+from workers.selection.report import (
+    check_goals,
+    head_to_head,
+    learned_section,
+    matrix_table,
+    write_report,
+)
 
 METHODS = ("random", "datasize", "taskemb", "semb", "learned", "oracle")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -52,7 +58,22 @@ def test_goals_compare_learned_with_each_challenger(world) -> None:
     assert len(checks) == 7  # 3 rivals × (ρ, Regret@3) + the Regret@3 ceiling
     rho = checks["learned beats datasize on ρ"]
     assert rho.met == (summary["learned"]["rho"] < summary["datasize"]["rho"])
-    assert rho.detail == f"{summary['learned']['rho']:.2f} vs {summary['datasize']['rho']:.2f}"
+    assert rho.detail.startswith(
+        f"{summary['learned']['rho']:.2f} vs {summary['datasize']['rho']:.2f}; target by target"
+    )
+    # Target by target: counted from the per-target ranks, and every target counted once.
+    mine = {r.target: r.rank for r in evaluation.results if r.method == "learned"}
+    theirs = {r.target: r.rank for r in evaluation.results if r.method == "datasize"}
+    better = sum(mine[t] < theirs[t] for t in mine)
+    worse = sum(mine[t] > theirs[t] for t in mine)
+    assert head_to_head(evaluation, "all", "datasize", "rho") == (
+        better,
+        len(mine) - better - worse,
+        worse,
+    )
+    assert f"better on {better}, equal on {len(mine) - better - worse}, worse on {worse}" in (
+        rho.detail
+    )
     ceiling = checks["learned Regret@3 ≤ 1%"]
     assert ceiling.met == (summary["learned"]["regret@3"] <= 1.0)
 
