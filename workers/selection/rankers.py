@@ -220,7 +220,7 @@ class LearnedConfig:
     alpha: float = 10.0  # ridge penalty on standardised features
     # κ: a source measured as a donor on n other targets gets model weight n / (n + κ). None:
     # whichever of shrinkage_choices ranked best when each measured target was held out in turn
-    # (ties: the earlier choice).
+    # (see _choose_blend).
     shrinkage: float | None = None
     shrinkage_choices: tuple[float, ...] = (3.0, 1.0, 10.0, 0.0, 100.0)
     # How much a source's record on targets of *another* type counts toward its n, next to
@@ -484,9 +484,10 @@ class LearnedRanker:
         return min(options, key=lambda m: (loss(m), options.index(m)))
 
     def _choose_blend(self) -> tuple[float, float]:
-        """The (κ, other-type share) whose blend put each measured target's best source highest
-        (ties: Regret@3, then the earlier choice) when that target was left out of the evidence
-        and the model. A configured value is kept as it is."""
+        """The (κ, other-type share) that ranked best when each measured target in turn was left
+        out of the evidence and the model: lowest mean of the best source's place (0 first, 1
+        last) plus Regret@3 as a fraction; ties: the earlier choice. A configured value is kept
+        as it is."""
         config = self.config
         kappas = config.shrinkage_choices if config.shrinkage is None else (config.shrinkage,)
         shares = config.other_type_share_choices
@@ -504,8 +505,9 @@ class LearnedRanker:
                 ranking = sorted(blend, key=lambda c: (-blend[c], c))
                 place = best_source_rank(ranking, gains) - 1
                 regret = regret_at_k(ranking, {s: o.score for s, o in measured.items()}, 3)
-                losses[choice].append((place / max(len(ranking) - 1, 1), _zero_nan(regret)))
-        mean = {c: tuple(np.mean(v, axis=0)) if v else (0.0, 0.0) for c, v in losses.items()}
+                # the evaluation's two headline numbers, each on a 0-1 scale
+                losses[choice].append(place / max(len(ranking) - 1, 1) + _zero_nan(regret) / 100)
+        mean = {c: float(np.mean(v)) if v else 0.0 for c, v in losses.items()}
         return min(choices, key=lambda c: mean[c])
 
     def _can_rank(self, method: str) -> bool:
