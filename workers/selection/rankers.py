@@ -315,10 +315,11 @@ class LearnedRanker:
 
     The model's percentile among the candidates is blended with a prior ranking's (similarity or
     size; with ``prior="auto"`` the one that did best on the measured targets): ``w = n / (n + κ)``
-    for a source measured as a donor on ``n`` targets, so an unmeasured source is placed by the
-    prior alone. κ is, unless configured, the choice that ranked best when each measured target
-    was held out in turn and ranked by a model fitted on the others. ``fit`` can be called again
-    as new results arrive.
+    where ``n`` counts the targets the source was measured on as a donor, those of another type
+    than the ranked target's counting a share of one, so an unmeasured source is placed by the
+    prior alone. κ and the share are, unless configured, the choice that ranked best when each
+    measured target was held out in turn and ranked by a model fitted on the others. Weights are
+    kept ≥ 0. ``fit`` can be called again as new results arrive.
     """
 
     def __init__(self, library: Library, config: LearnedConfig = LearnedConfig()) -> None:
