@@ -38,7 +38,6 @@ KeyOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 WaitOption = Annotated[bool, typer.Option("--wait", help="Follow the jobs until they finish.")]
-DEFAULT_SERVER = None  # the local server, as the settings say it listens (see _local_server)
 FINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -135,7 +134,7 @@ def library_add(
     folders: Annotated[list[Path], typer.Argument(help="Task folders, or folders of them.")],
     wait: WaitOption = False,
     as_json: JsonOption = False,
-    server: ServerOption = DEFAULT_SERVER,
+    server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
     """Register task folders (paths the server can read, under its library roots)."""
@@ -157,7 +156,7 @@ def library_add(
 
 
 def library_list(
-    as_json: JsonOption = False, server: ServerOption = DEFAULT_SERVER, key: KeyOption = None
+    as_json: JsonOption = False, server: ServerOption = None, key: KeyOption = None
 ) -> None:
     """List the library's tasks with their embedding state."""
     with _api(server, key) as api:
@@ -182,7 +181,7 @@ def submit(
         Path, typer.Argument(help="A task folder: task.json + train.jsonl (+ validation.jsonl).")
     ],
     wait: WaitOption = False,
-    server: ServerOption = DEFAULT_SERVER,
+    server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
     """Upload a task folder; prints {"task_id": ..., "status": ...}."""
@@ -227,7 +226,7 @@ def recommend(
         str | None, typer.Option("--type", help="Only library tasks of this type.")
     ] = None,
     as_json: JsonOption = False,
-    server: ServerOption = DEFAULT_SERVER,
+    server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
     """The nearest library tasks (409 from the server until the task is embedded)."""
@@ -279,7 +278,7 @@ def jobs(
     wait: WaitOption = False,
     state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
     as_json: JsonOption = False,
-    server: ServerOption = DEFAULT_SERVER,
+    server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
     """List your jobs, or show, follow or cancel one."""
@@ -326,7 +325,7 @@ def transfer_start(
     epochs: Annotated[float, typer.Option(help="Epochs per stage.")] = 3.0,
     wait: WaitOption = False,
     as_json: JsonOption = False,
-    server: ServerOption = DEFAULT_SERVER,
+    server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
     """Start a transfer run on the server (a job on its finetune queue)."""
@@ -353,7 +352,7 @@ def transfer_start(
 def transfer_show(
     run_id: Annotated[int, typer.Argument(help="Transfer run id.")],
     as_json: JsonOption = False,
-    server: ServerOption = DEFAULT_SERVER,
+    server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
     """A transfer run: state, and once done the baseline, transfer and gain (mean ± std)."""
