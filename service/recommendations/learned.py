@@ -103,11 +103,12 @@ def _note(ranker) -> str:
             f"learned ranker: {measured} measured targets ({pairs} pairs), too few to fit; "
             f"ranked by its prior ({ranker.prior})"
         )
+    config = ranker.config
     return (
         f"learned ranker: fitted on {measured} measured targets ({pairs} pairs), blended with "
         f"{ranker.prior} where a source has little evidence (model weight n / (n + "
-        f"{ranker.shrinkage:g}) for a source measured on n targets of the target's type, those of "
-        f"other types counting {ranker.other_type_share:g} each)"
+        f"{config.shrinkage:g}) for a source measured on n targets of the target's type, those "
+        f"of other types counting {config.other_type_share:g} each)"
     )
 
 

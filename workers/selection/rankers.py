@@ -17,15 +17,14 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from workers.data.schema import TaskData, TaskSpec
-from workers.selection.metrics import best_source_rank, regret_at_k
-from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes
+from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes, reliability
 from workers.similarity import (
     RankedTask,
     component_similarities,
@@ -218,16 +217,15 @@ class LearnedConfig:
     """Hyper-parameters of :class:`LearnedRanker` (stored with it)."""
 
     alpha: float = 10.0  # ridge penalty on standardised features
-    # κ: a source measured as a donor on n other targets gets model weight n / (n + κ). None:
-    # whichever of shrinkage_choices ranked best when each measured target was held out in turn
-    # (see _choose_blend).
-    shrinkage: float | None = None
-    shrinkage_choices: tuple[float, ...] = (3.0, 1.0, 10.0, 0.0, 100.0)
+    # κ: a source measured as a donor on n other targets gets model weight n / (n + κ): one
+    # measured target counts as much as the prior.
+    shrinkage: float = 1.0
     # How much a source's record on targets of *another* type counts toward its n, next to
-    # targets of the ranked target's type (1: all alike; 0: only the target's own type). None:
-    # chosen with κ, the same way. What helps a tagging target is rarely what helps the others.
-    other_type_share: float | None = None
-    other_type_share_choices: tuple[float, ...] = (1.0, 0.3, 0.0)
+    # targets of the ranked target's type (1: all alike; 0: only the target's own type). What
+    # helps a tagging target is rarely what helps the others, so a target of a type never
+    # measured leans on the prior more. (Choosing κ and this share by an inner leave-one-target-
+    # out over the 9 other targets was tried: on the matrix it chose noise, ρ 6.9 against 5.0.)
+    other_type_share: float = 0.3
     # Leaned on where evidence is thin: "datasize", a similarity method, or "auto" — whichever of
     # those put the truly best source highest on the measured targets (ties: the earlier one).
     prior: str = "auto"
@@ -241,17 +239,20 @@ class LearnedConfig:
     # a negative weight is collinearity or noise (it once ranked the best, most similar source
     # last), so weights are kept ≥ 0.
     nonnegative: bool = True
+    # Each measured target counts by its reliability (workers.selection.results.reliability):
+    # in the fit, and in choosing the prior and the blend. On a target whose sources differ by
+    # no more than seed noise, which source "won" is a coin toss, and learning from it is
+    # learning noise.
+    weigh_by_reliability: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> LearnedConfig:
-        data = dict(data)
-        for key in ("shrinkage_choices", "other_type_share_choices"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return cls(**data)
+        """A saved config; keys an older version wrote (or left unset: null) take the default."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known and v is not None})
 
 
 @dataclass
@@ -266,20 +267,32 @@ class _Model:
 
     @classmethod
     def fit(
-        cls, names: list[str], x: np.ndarray, y: np.ndarray, alpha: float, nonnegative: bool
+        cls,
+        names: list[str],
+        x: np.ndarray,
+        y: np.ndarray,
+        alpha: float,
+        nonnegative: bool,
+        weights: np.ndarray | None = None,
     ) -> _Model:
-        mean, scale = x.mean(0), x.std(0)
+        """Weighted ridge: min Σ wᵢ(zᵢ·β - (yᵢ - ȳ))² + α|β|², with weighted means and scales."""
+        weights = np.ones(len(y)) if weights is None or weights.sum() <= 0 else weights
+        p = weights / weights.sum()  # (pairs,)
+        mean = p @ x
+        scale = np.sqrt(p @ (x - mean) ** 2)
         scale[scale == 0] = 1.0
-        z = (x - mean) / scale  # (pairs, features)
-        # min |Zw - (y - ȳ)|² + α|w|²: z is centred, so the intercept is ȳ and is not penalised.
-        if nonnegative:  # the same objective as least squares on [Z; √α I], under w ≥ 0
+        root = np.sqrt(weights)[:, None]
+        z = root * (x - mean) / scale  # (pairs, features)
+        target = root[:, 0] * (y - p @ y)
+        # z is centred (weighted), so the intercept is the weighted ȳ and is not penalised.
+        if nonnegative:  # the same objective as least squares on [Z; √α I], under β ≥ 0
             from scipy.optimize import nnls
 
             stacked = np.vstack([z, math.sqrt(alpha) * np.eye(z.shape[1])])
-            coef = nnls(stacked, np.concatenate([y - y.mean(), np.zeros(z.shape[1])]))[0]
-        else:  # (ZᵀZ + αI) w = Zᵀ(y - ȳ)
-            coef = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y - y.mean()))
-        return cls(names, mean, scale, coef, float(y.mean()))
+            coef = nnls(stacked, np.concatenate([target, np.zeros(z.shape[1])]))[0]
+        else:  # (ZᵀZ + αI) β = Zᵀy
+            coef = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ target)
+        return cls(names, mean, scale, coef, float(p @ y))
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) / self.scale * self.coef  # (pairs, features)
@@ -317,21 +330,21 @@ class LearnedRanker:
     size; with ``prior="auto"`` the one that did best on the measured targets): ``w = n / (n + κ)``
     where ``n`` counts the targets the source was measured on as a donor, those of another type
     than the ranked target's counting a share of one, so an unmeasured source is placed by the
-    prior alone. κ and the share are, unless configured, the choice that ranked best when each
-    measured target was held out in turn and ranked by a model fitted on the others. Weights are
-    kept ≥ 0. ``fit`` can be called again as new results arrive.
+    prior alone. Weights are kept ≥ 0.
+
+    Each measured target counts by its reliability (how far its sources' differences exceed
+    seed noise): in the fit, in the donor record and in choosing the prior. Most of a small
+    matrix's targets can be flat, and a flat target's "best source" is a coin toss.
+    ``fit`` can be called again as new results arrive.
     """
 
     def __init__(self, library: Library, config: LearnedConfig = LearnedConfig()) -> None:
         self.library = library
         self.config = config
         self.evidence: Outcomes = {}
+        self.target_weights: dict[str, float] = {}  # measured target -> its weight (reliability)
         self.model: _Model | None = None
         self.prior = config.prior if config.prior != "auto" else PRIOR_CHOICES[-1]
-        self.shrinkage = _configured(config.shrinkage, config.shrinkage_choices)
-        self.other_type_share = _configured(
-            config.other_type_share, config.other_type_share_choices
-        )
         self._donors = _DonorStats({}, library)
 
     def fit(self, rows: Iterable[TransferRow]) -> LearnedRanker:
@@ -347,15 +360,14 @@ class LearnedRanker:
 
     def fit_outcomes(self, evidence: Outcomes) -> LearnedRanker:
         self.evidence = {t: dict(s) for t, s in evidence.items() if len(s) >= 2}
-        self._donors = _DonorStats(self.evidence, self.library)
+        self.target_weights = _target_weights(self.evidence, self.config)
+        self._donors = _DonorStats(self.evidence, self.library, self.target_weights)
         self.prior = self._choose_prior() if self.config.prior == "auto" else self.config.prior
         self.model = None
         if len(self.evidence) >= self.config.min_targets:
-            x, y = self._training_set()
+            x, y, weights = self._training_set()
             names, config = self._feature_names(), self.config
-            self.model = _Model.fit(names, x, y, config.alpha, config.nonnegative)
-            if config.shrinkage is None or config.other_type_share is None:
-                self.shrinkage, self.other_type_share = self._choose_blend()
+            self.model = _Model.fit(names, x, y, config.alpha, config.nonnegative, weights)
         return self
 
     def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
@@ -381,7 +393,7 @@ class LearnedRanker:
                 "evidence": float(donors.count(c)),
                 "evidence_same_type": float(donors.count(c, target_type)),
             }
-            w = _model_weight(scored, self.shrinkage, self.other_type_share)
+            w = _model_weight(scored, self.config.shrinkage, self.config.other_type_share)
             result[c] = {
                 "score": w * model[c] + (1 - w) * prior[c],
                 "weight": w,
@@ -398,7 +410,7 @@ class LearnedRanker:
         """
         ranker = LearnedRanker(library, self.config)
         ranker.evidence, ranker.model, ranker.prior = self.evidence, self.model, self.prior
-        ranker.shrinkage, ranker.other_type_share = self.shrinkage, self.other_type_share
+        ranker.target_weights = self.target_weights
         ranker._donors = self._donors
         return ranker
 
@@ -414,11 +426,9 @@ class LearnedRanker:
         return {
             "config": self.config.to_dict(),
             "prior": self.prior,
-            "shrinkage": self.shrinkage,
-            "other_type_share": self.other_type_share,
             "model": self.model.to_dict() if self.model else None,
             "evidence": [
-                {"target": t, "source": s, **asdict(o)}
+                {"target": t, "source": s, **asdict(o), "gain_noise": _none_if_nan(o.gain_noise)}
                 for t, sources in sorted(self.evidence.items())
                 for s, o in sorted(sources.items())
             ],
@@ -444,7 +454,8 @@ class LearnedRanker:
         data = json.loads(Path(path).read_text())
         evidence: Outcomes = {}
         for item in data["evidence"]:
-            outcome = Outcome(item["score"], item["gain"], item["seeds"])
+            noise = item.get("gain_noise")
+            outcome = Outcome(item["score"], item["gain"], item["seeds"], _nan_if_none(noise))
             evidence.setdefault(item["target"], {})[item["source"]] = outcome
         return cls.Saved(LearnedConfig.from_dict(data["config"]), evidence)
 
@@ -462,9 +473,8 @@ class LearnedRanker:
         ranker.evidence = saved.evidence
         ranker.model = _Model.from_dict(data["model"]) if data["model"] else None
         ranker.prior = data.get("prior", ranker.prior)
-        ranker.shrinkage = data.get("shrinkage", ranker.shrinkage)
-        ranker.other_type_share = data.get("other_type_share", ranker.other_type_share)
-        ranker._donors = _DonorStats(ranker.evidence, library)
+        ranker.target_weights = _target_weights(ranker.evidence, ranker.config)
+        ranker._donors = _DonorStats(ranker.evidence, library, ranker.target_weights)
         return ranker
 
     def _choose_prior(self) -> str:
@@ -480,36 +490,18 @@ class LearnedRanker:
                 ranking = ranker.rank(target, sorted(measured))
                 best = max(measured, key=lambda s: measured[s].gain)
                 places.append(ranking.index(best) / (len(ranking) - 1))  # 0 = first
-            return float(np.mean(places))
+            return self._weighted_mean(places, list(self.evidence))
 
         return min(options, key=lambda m: (loss(m), options.index(m)))
 
-    def _choose_blend(self) -> tuple[float, float]:
-        """The (κ, other-type share) that ranked best when each measured target in turn was left
-        out of the evidence and the model: lowest mean of the best source's place (0 first, 1
-        last) plus Regret@3 as a fraction; ties: the earlier choice. A configured value is kept
-        as it is."""
-        config = self.config
-        kappas = config.shrinkage_choices if config.shrinkage is None else (config.shrinkage,)
-        shares = config.other_type_share_choices
-        shares = shares if config.other_type_share is None else (config.other_type_share,)
-        choices = [(k, share) for k in kappas for share in shares]
-        held_out_fits = replace(config, shrinkage=0.0, other_type_share=1.0, prior=self.prior)
-        losses: dict[tuple[float, float], list] = {c: [] for c in choices}
-        for target, measured in self.evidence.items():
-            others = {t: m for t, m in self.evidence.items() if t != target}
-            ranker = LearnedRanker(self.library, held_out_fits).fit_outcomes(others)
-            scored = ranker.scores(target, sorted(measured))
-            gains = {s: o.gain for s, o in measured.items()}
-            for choice in choices:
-                blend = {c: _blend(v, *choice) for c, v in scored.items()}
-                ranking = sorted(blend, key=lambda c: (-blend[c], c))
-                place = best_source_rank(ranking, gains) - 1
-                regret = regret_at_k(ranking, {s: o.score for s, o in measured.items()}, 3)
-                # the evaluation's two headline numbers, each on a 0-1 scale
-                losses[choice].append(place / max(len(ranking) - 1, 1) + _zero_nan(regret) / 100)
-        mean = {c: float(np.mean(v)) if v else 0.0 for c, v in losses.items()}
-        return min(choices, key=lambda c: mean[c])
+    def _weighted_mean(self, values: list[float], targets: list[str]) -> float:
+        """Mean of per-target values, each weighted as its target (equally if all weigh 0)."""
+        weights = np.array([self.target_weights.get(t, 1.0) for t in targets])
+        if not values:
+            return 0.0
+        if weights.sum() <= 0:
+            weights = np.ones(len(values))
+        return float(np.average(values, weights=weights))
 
     def _can_rank(self, method: str) -> bool:
         needed = _EMBEDDINGS_READ.get(method, ())
@@ -528,15 +520,17 @@ class LearnedRanker:
             similarity = [f"{m}.*" for m in sorted({k.split(".")[0] for k in similarity})]
         return [*(f"sim:{k}" for k in similarity), *_PAIR_FEATURES]
 
-    def _training_set(self) -> tuple[np.ndarray, np.ndarray]:
-        xs, ys = [], []
+    def _training_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features, labels (within-target gain percentiles) and weights, one row per pair."""
+        xs, ys, weights = [], [], []
         names = self._feature_names()
         for target, measured in sorted(self.evidence.items()):
             candidates = sorted(measured)
             donors = self._donors.without(target)
             xs.append(self._features(target, candidates, donors, names))
             ys.append(list(_percentiles({c: measured[c].gain for c in candidates}).values()))
-        return np.vstack(xs), np.concatenate(ys)
+            weights.append(np.full(len(candidates), self.target_weights[target]))
+        return np.vstack(xs), np.concatenate(ys), np.concatenate(weights)
 
     def _features(
         self,
@@ -593,25 +587,38 @@ _PAIR_FEATURES = (
 
 
 class _DonorStats:
-    """Each source's record as a donor, summed over the targets in ``evidence``.
+    """Each source's record as a donor, summed over the targets in ``evidence``, each target
+    counting by its weight (1 unless given).
 
     ``without(target)`` gives the record on the *other* targets by subtracting that target's
     share, so leave-one-out features cost no second pass over the evidence.
     """
 
-    def __init__(self, evidence: Outcomes, library: Library) -> None:
+    def __init__(
+        self, evidence: Outcomes, library: Library, weights: Mapping[str, float] | None = None
+    ) -> None:
         self.types = {t: library.specs[t].type for t in evidence}
+        self.weights = {t: (weights or {}).get(t, 1.0) for t in evidence}
         self.pct = {t: _percentiles({s: o.gain for s, o in m.items()}) for t, m in evidence.items()}
         self.wins = {t: {s: float(o.gain > 0) for s, o in m.items()} for t, m in evidence.items()}
-        self.pct_sum: dict[tuple, float] = defaultdict(float)  # (source, type or None) -> sum
-        self.pct_n: dict[tuple, int] = defaultdict(int)
-        self.win_sum: dict[str, float] = defaultdict(float)
-        for target, pcts in self.pct.items():
-            for source, pct in pcts.items():
+        # keyed (source, task type or None for all types); "pct": Σ weight × percentile,
+        # "win": Σ weight × improved, "weight": Σ weight, "n": how many targets
+        self.sums: dict[str, dict[tuple, float]] = {
+            k: defaultdict(float) for k in ("pct", "win", "weight", "n")
+        }
+        for target in self.pct:
+            for source, part in self._parts(target).items():
                 for key in ((source, None), (source, self.types[target])):
-                    self.pct_sum[key] += pct
-                    self.pct_n[key] += 1
-                self.win_sum[source] += self.wins[target][source]
+                    for name, value in part.items():
+                        self.sums[name][key] += value
+
+    def _parts(self, target: str) -> dict[str, dict[str, float]]:
+        """Per source measured on ``target``: what that target adds to each sum."""
+        w = self.weights[target]
+        return {
+            source: {"pct": w * pct, "win": w * self.wins[target][source], "weight": w, "n": 1.0}
+            for source, pct in self.pct[target].items()
+        }
 
     def without(self, target: str) -> _DonorView:
         return _DonorView(self, target)
@@ -624,33 +631,44 @@ class _DonorView:
     stats: _DonorStats
     excluded: str
 
-    def _share(self, source: str, task_type=None) -> tuple[float, int]:
-        """(percentile sum, count) of ``source`` over the kept targets (of ``task_type``)."""
+    def _sums(self, source: str, task_type=None) -> dict[str, float]:
+        """The sums of ``source`` over the kept targets (of ``task_type``, if given)."""
         s, key = self.stats, (source, task_type)
-        total, n = s.pct_sum.get(key, 0.0), s.pct_n.get(key, 0)
-        mine = s.pct.get(self.excluded, {})
-        if source in mine and (task_type is None or s.types[self.excluded] == task_type):
-            total, n = total - mine[source], n - 1
-        return total, n
+        sums = {name: by_key.get(key, 0.0) for name, by_key in s.sums.items()}
+        if self.excluded in s.pct and (task_type is None or s.types[self.excluded] == task_type):
+            mine = s._parts(self.excluded).get(source, {})
+            sums = {name: value - mine.get(name, 0.0) for name, value in sums.items()}
+        return sums
 
     def count(self, source: str, task_type=None) -> int:
         """Kept targets ``source`` was measured on (of ``task_type``, if given)."""
-        return self._share(source, task_type)[1]
+        return round(self._sums(source, task_type)["n"])
 
     def mean_percentile(self, source: str, task_type=None) -> float:
-        """Mean within-target gain percentile (all types if none of ``task_type``; else 0.5)."""
-        total, n = self._share(source, task_type)
-        if n == 0 and task_type is not None:
+        """Weighted mean within-target gain percentile (over all types if none of
+        ``task_type`` was measured; 0.5 where nothing of weight was)."""
+        sums = self._sums(source, task_type)
+        if round(sums["n"]) == 0 and task_type is not None:
             return self.mean_percentile(source)
-        return total / n if n else 0.5
+        return sums["pct"] / sums["weight"] if sums["weight"] > 1e-9 else 0.5
 
     def win_rate(self, source: str) -> float:
-        """Share of kept targets it improved (the rate over all pairs when unmeasured)."""
-        s, n = self.stats, self.count(source)
-        if n:
-            return (s.win_sum[source] - s.wins.get(self.excluded, {}).get(source, 0.0)) / n
-        kept = [w for t, ws in s.wins.items() if t != self.excluded for w in ws.values()]
-        return float(np.mean(kept)) if kept else 0.5
+        """Weighted share of kept targets it improved (the rate over every kept pair where it
+        has no record of weight)."""
+        sums = self._sums(source)
+        if sums["weight"] > 1e-9:
+            return sums["win"] / sums["weight"]
+        s = self.stats
+        kept = [t for t in s.wins if t != self.excluded]
+        win = sum(s.weights[t] * sum(s.wins[t].values()) for t in kept)
+        weight = sum(s.weights[t] * len(s.wins[t]) for t in kept)
+        return win / weight if weight > 1e-9 else 0.5
+
+
+def _target_weights(evidence: Outcomes, config: LearnedConfig) -> dict[str, float]:
+    """Per measured target, how much it counts: its reliability, or 1 when not weighing."""
+    weigh = config.weigh_by_reliability
+    return {t: reliability(m) if weigh else 1.0 for t, m in evidence.items()}
 
 
 def _model_weight(scored: Mapping[str, float], shrinkage: float, other_type_share: float) -> float:
@@ -661,21 +679,12 @@ def _model_weight(scored: Mapping[str, float], shrinkage: float, other_type_shar
     return n / (n + shrinkage) if n > 0 else 0.0
 
 
-def _blend(scored: Mapping[str, float], shrinkage: float, other_type_share: float) -> float:
-    """A candidate's score under (κ, share), from what :meth:`LearnedRanker.scores` gave."""
-    if "model" not in scored:
-        return scored["prior"]
-    w = _model_weight(scored, shrinkage, other_type_share)
-    return w * scored["model"] + (1 - w) * scored["prior"]
+def _none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else value  # JSON has no NaN
 
 
-def _configured(value: float | None, choices: tuple[float, ...]) -> float:
-    """A configured hyper-parameter, or (until one is chosen) the first of its choices."""
-    return value if value is not None else choices[0]
-
-
-def _zero_nan(value: float) -> float:
-    return 0.0 if math.isnan(value) else value
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _percentiles(values: Mapping[str, float]) -> dict[str, float]:

@@ -85,13 +85,13 @@ def learned_section(ranker: LearnedRanker) -> str:
     head = "## The learned ranker, fitted on every row"
     if ranker.model is None:
         return f"{head}\n\nToo few measured targets to fit: it ranks by its prior ({ranker.prior})."
+    config = ranker.config
     lines = [
         head,
         f"Prior: **{ranker.prior}** (the ranking that put the measured targets' best sources "
         f"highest). A source measured as a donor on n targets of the ranked target's type gets "
-        f"model weight n / (n + κ), κ = **{ranker.shrinkage:g}**, a target of another type "
-        f"counting **{ranker.other_type_share:g}** toward n (both the choice that ranked best "
-        "with each measured target held out). "
+        f"model weight n / (n + κ), κ = **{config.shrinkage:g}**, a target of another type "
+        f"counting **{config.other_type_share:g}** toward n. "
         "Weights are per standard deviation of a feature, fitted on gain percentiles within each "
         "target and kept ≥ 0; a 0 means the evidence gave the feature nothing to add.",
         "| feature | weight |\n|---|---|",
@@ -101,6 +101,14 @@ def learned_section(ranker: LearnedRanker) -> str:
         f"\n| {name} | {weight:+.3f} |" if weight else f"\n| {name} | 0 |"
         for name, weight in weights
     )
+    if config.weigh_by_reliability:
+        lines += [
+            "Each measured target counts in the fit, the donor record and the choice of prior by "
+            "its reliability: the share of the spread of its sources' mean gains that is not seed "
+            "noise (0: which source won is a coin toss; 1: no noise, or no seeds to tell).",
+            "| target | reliability |\n|---|---|"
+            + "".join(f"\n| {t} | {w:.2f} |" for t, w in sorted(ranker.target_weights.items())),
+        ]
     return "\n\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import statistics
 from collections import defaultdict
@@ -44,6 +45,9 @@ class Outcome:
     score: float
     gain: float
     seeds: int
+    # The squared standard error of ``gain`` (its variance over seeds / seeds): how much of it
+    # is seed noise. NaN under two seeds.
+    gain_noise: float = math.nan
 
 
 Outcomes = dict[str, dict[str, Outcome]]  # target -> source -> outcome
@@ -57,12 +61,31 @@ def outcomes(rows: Iterable[TransferRow]) -> Outcomes:
             grouped[(row.target, row.source)].append(row)
     result: Outcomes = defaultdict(dict)
     for (target, source), group in sorted(grouped.items()):
+        gains = [r.gain for r in group]
         result[target][source] = Outcome(
             score=statistics.fmean(r.score for r in group),
-            gain=statistics.fmean(r.gain for r in group),
+            gain=statistics.fmean(gains),
             seeds=len(group),
+            gain_noise=statistics.variance(gains) / len(gains) if len(gains) > 1 else math.nan,
         )
     return dict(result)
+
+
+def reliability(measured: dict[str, Outcome]) -> float:
+    """How far one target's differences between sources exceed seed noise, from 0 to 1.
+
+    The variance of the sources' mean gains is the true spread plus the mean seed noise of a
+    mean (``Outcome.gain_noise``); this is the true spread's share, the reliability of a
+    one-way random-effects design. 0: the ranking of sources is indistinguishable from noise;
+    1 where there is no noise estimate (single seeds), as nothing says otherwise.
+    """
+    noise = [o.gain_noise for o in measured.values() if not math.isnan(o.gain_noise)]
+    if len(measured) < 2 or not noise:
+        return 1.0
+    spread = statistics.variance([o.gain for o in measured.values()])
+    if spread == 0:
+        return 0.0
+    return min(1.0, max(0.0, 1.0 - statistics.fmean(noise) / spread))
 
 
 def read_results(path: str | Path) -> list[TransferRow]:

@@ -7,6 +7,7 @@ import json
 from service.auth.repository import owner_by_name
 from service.db import unit_of_work
 from service.models import TransferResult, TransferRun
+from workers.selection.rankers import LearnedConfig
 
 GOOD, BAD = "lib05", "lib06"  # a donor that helps every measured target, and one that hurts
 
@@ -76,7 +77,9 @@ def test_finished_transfers_move_the_ranking(client, keys, synthetic, session_fa
     assert after != before and after[GOOD] < after[BAD]
     parts = {r["task"]: r["components"] for r in body["ranking"]}
     good, bad = parts[GOOD], parts[BAD]
-    assert good["learned.weight"] == bad["learned.weight"] == 4 / 7  # 4 targets, shrinkage 3
+    # measured on 3 targets of the target's type (lib03 is a regression task), κ = 1
+    n = 3 + LearnedConfig().other_type_share
+    assert good["learned.weight"] == bad["learned.weight"] == n / (n + 1)
     assert good["learned.model"] > bad["learned.model"]
     assert {"learned.model", "learned.prior", "taskemb.rrf", "textemb.mean"} <= set(good)
 

@@ -45,7 +45,9 @@ def test_the_page_shows_what_the_learned_ranker_leans_on(world, tmp_path) -> Non
     assert weights["donor_percentile"] > 0  # this world's gains follow each source's quality
     dropped = [name for name, weight in weights.items() if weight == 0]
     assert all(f"| {name} | 0 |" in section for name in dropped)
-    assert section.count("\n| ") == 1 + len(weights)  # the header, then a row per feature
+    features = section.split("| feature | weight |")[1].split("\n\n")[0]
+    assert features.count("\n| ") == len(weights)  # a row per feature
+    assert all(f"| {t} | {w:.2f} |" in section for t, w in ranker.target_weights.items())
     unfitted = LearnedRanker(library).fit(rows[:1])
     assert "Too few measured targets" in learned_section(unfitted)
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from workers.selection.results import ResultsWriter, TransferRow, outcomes, read_results
+from workers.selection.results import (
+    ResultsWriter,
+    TransferRow,
+    outcomes,
+    read_results,
+    reliability,
+)
 
 HEADER = "source,target,seed,score,baseline,gain,metric\n"
 
@@ -59,3 +65,19 @@ def test_outcomes_average_seeds_and_drop_self_transfer() -> None:
     result = outcomes(rows)
     assert list(result["b"]) == ["a"]
     assert (result["b"]["a"].score, result["b"]["a"].gain, result["b"]["a"].seeds) == (73, 3, 2)
+
+
+def test_reliability_is_the_share_of_the_spread_that_is_not_seed_noise() -> None:
+    def measured(gains: dict[str, list[float]]) -> dict:
+        rows = [
+            TransferRow(s, "t", seed, 50 + g, 50, g, "accuracy")
+            for s, seeds in gains.items()
+            for seed, g in enumerate(seeds)
+        ]
+        return outcomes(rows)["t"]
+
+    # means 2 and 6 (spread: variance 8); each mean's seed noise: variance 2 / 2 seeds = 1
+    assert reliability(measured({"a": [1, 3], "b": [5, 7]})) == pytest.approx(1 - 1 / 8)
+    assert reliability(measured({"a": [0, 4], "b": [1, 3]})) == 0.0  # equal means
+    assert reliability(measured({"a": [0, 10], "b": [4, 7]})) == 0.0  # noise beyond the spread
+    assert reliability(measured({"a": [1], "b": [5]})) == 1.0  # one seed: nothing says noise
