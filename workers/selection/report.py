@@ -20,11 +20,13 @@ import numpy as np
 
 from workers.selection.evaluate import Evaluation, plot
 from workers.selection.rankers import LearnedRanker, Library
-from workers.selection.results import TransferRow, outcomes
+from workers.selection.results import TransferRow, outcomes, reliability
 
 # The project's goals for the learned ranker (issue: selection quality), checked on the page.
 CHALLENGERS = ("datasize", "semb", "taskemb")
 REGRET_GOAL = 1.0  # Regret@3 in %
+# A target's ranking of sources counts as measured, not noise, from this reliability on.
+RELIABLE = 0.5
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ def write_report(
             f"- **{'met' if c.met else 'MISSED'}** — {c.goal}: {c.detail}"
             for c in check_goals(evaluation)
         ),
+        reliable_section(evaluation, rows),
         *([learned_section(ranker)] if ranker is not None else []),
         "## Gains per target",
         "Each dot is one source's mean gain over seeds; the line at 0 is the no-transfer baseline.",
@@ -78,6 +81,52 @@ def write_report(
     ]
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return path
+
+
+def reliable_section(evaluation: Evaluation, rows: list[TransferRow]) -> str:
+    """Per target: how far its sources differ beyond seed noise; then the evaluation again on
+    the targets where they do (on the others, which source is "best" is a coin toss)."""
+    measured = outcomes(rows)
+    lines = [
+        "## Which targets can tell sources apart",
+        "Reliability: the share of the spread of a target's mean gains (over sources) that is "
+        "not seed noise (the squared standard error of each mean, from its seeds). Near 0 the "
+        "sources' order on that target is noise, and so is every method's ρ there.",
+        target_table(rows),
+    ]
+    kept = {t for t, m in measured.items() if reliability(m) >= RELIABLE}
+    if kept and len(kept) < len(measured):
+        subset = Evaluation(
+            evaluation.config,
+            [r for r in evaluation.results if r.target in kept],
+            evaluation.skipped,
+        )
+        lines += [
+            f"The evaluation on the {len(kept)} targets with reliability ≥ {RELIABLE:g} "
+            f"({', '.join(sorted(kept))}):",
+            subset.table(),
+        ]
+    return "\n\n".join(lines)
+
+
+def target_table(rows: list[TransferRow]) -> str:
+    """Per target: baseline, the best source and its gain, spread, seed noise, reliability."""
+    measured = outcomes(rows)
+    head = ["target", "baseline", "best source (gain)", "spread (sd)", "seed noise (sd)"]
+    head.append("reliability")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for target, by_source in sorted(measured.items()):
+        baseline = statistics.fmean(r.baseline for r in rows if r.target == target)
+        best = max(by_source, key=lambda s: by_source[s].gain)
+        gains = [o.gain for o in by_source.values()]
+        spread = statistics.stdev(gains) if len(gains) > 1 else math.nan
+        noise = [o.gain_noise for o in by_source.values() if not math.isnan(o.gain_noise)]
+        noise_sd = math.sqrt(statistics.fmean(noise)) if noise else math.nan
+        lines.append(
+            f"| {target} | {baseline:.1f} | {best} ({by_source[best].gain:+.1f}) | "
+            f"{spread:.2f} | {noise_sd:.2f} | {reliability(by_source):.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def learned_section(ranker: LearnedRanker) -> str:

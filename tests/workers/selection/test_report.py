@@ -11,8 +11,10 @@ from workers.selection.report import (
     head_to_head,
     learned_section,
     matrix_table,
+    reliable_section,
     write_report,
 )
+from workers.selection.results import TransferRow
 
 METHODS = ("random", "datasize", "taskemb", "semb", "learned", "oracle")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -23,7 +25,8 @@ def test_the_page_has_every_section_and_its_figures(world, tmp_path) -> None:
     evaluation = evaluate(rows, library, EvalConfig(methods=METHODS))
     page = write_report(rows, evaluation, library, tmp_path / "results.md", "taskrec evaluate x")
     text = page.read_text()
-    for heading in ("## The matrix", "## Goals", "## Gains per target", "## The tasks in"):
+    headings = ("## The matrix", "## Goals", "## Which targets", "## Gains per", "## The tasks in")
+    for heading in headings:
         assert heading in text
     assert "taskrec evaluate x" in text and evaluation.table() in text
     assert "12 targets, 12 sources" in text and "100% is measured" in text
@@ -107,3 +110,28 @@ def test_targets_most_sources_leave_unmoved_are_named(world, tmp_path) -> None:
     evaluation = evaluate(flat, library, EvalConfig(methods=("random", "learned")))
     text = write_report(flat, evaluation, library, tmp_path / "r.md", "cmd").read_text()
     assert "On t03 most sources leave the target's score" in text
+
+
+def test_targets_whose_sources_differ_by_noise_alone_are_named_and_set_aside(world) -> None:
+    library, rows = world
+    # t05 measured again: every source's seeds ±10 apart around the same mean
+    flat = [
+        TransferRow(r.source, "t05", r.seed, 60 + d, 60, d, "accuracy")
+        for r in rows
+        if r.target == "t05"
+        for d in [10.0 if r.seed == 0 else -10.0]
+    ]
+    rows = [r for r in rows if r.target != "t05"] + flat
+    evaluation = evaluate(rows, library, EvalConfig(methods=METHODS))
+    section = reliable_section(evaluation, rows)
+
+    def cells(target: str) -> list[str]:
+        row = next(line for line in section.splitlines() if line.startswith(f"| {target} |"))
+        return [c.strip() for c in row.strip("|").split("|")]
+
+    assert cells("t05")[1] == "60.0" and cells("t05")[-2:] == ["10.00", "0.00"]
+    assert float(cells("t00")[-1]) > 0.9
+    subset = section.split("targets with reliability ≥ 0.5")[1]
+    assert "t05" not in subset and "| all | learned | 11 |" in subset
+    # when every target can tell its sources apart there is nothing to set aside
+    assert "reliability ≥" not in reliable_section(evaluate(world[1], library), world[1])
