@@ -16,6 +16,9 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY service ./service
 COPY workers ./workers
 COPY migrations ./migrations
+# The project's measured transfers, the learned ranker's starting evidence (results/evaluate.sh).
+COPY results/ranker.json ./results/ranker.json
+ENV TASKREC_RANKER_PATH=/app/results/ranker.json
 RUN pip install -e ".[service]"
 
 RUN useradd --create-home --uid 1000 taskrec && mkdir -p /data /tasks && chown taskrec /data
