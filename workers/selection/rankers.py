@@ -224,7 +224,8 @@ class LearnedConfig:
     # targets of the ranked target's type (1: all alike; 0: only the target's own type). What
     # helps a tagging target is rarely what helps the others, so a target of a type never
     # measured leans on the prior more. (Choosing κ and this share by an inner leave-one-target-
-    # out over the 9 other targets was tried: on the matrix it chose noise, ρ 6.9 against 5.0.)
+    # out over the 9 other targets was tried: on the 446-row matrix it chose noise, ρ 6.9
+    # against 5.2 with these fixed values.)
     other_type_share: float = 0.3
     # Leaned on where evidence is thin: "datasize", a similarity method, or "auto" — whichever of
     # those put the truly best source highest on the measured targets (ties: the earlier one).
@@ -240,9 +241,9 @@ class LearnedConfig:
     # last), so weights are kept ≥ 0.
     nonnegative: bool = True
     # Each measured target counts by its reliability (workers.selection.results.reliability):
-    # in the fit, and in choosing the prior and the blend. On a target whose sources differ by
-    # no more than seed noise, which source "won" is a coin toss, and learning from it is
-    # learning noise.
+    # in the fit, in the donor record and in choosing the prior. On a target whose sources
+    # differ by no more than seed noise, which source "won" is a coin toss, and learning from it
+    # is learning noise.
     weigh_by_reliability: bool = True
 
     def to_dict(self) -> dict:
