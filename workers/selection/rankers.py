@@ -227,8 +227,9 @@ class LearnedConfig:
     # out over the 9 other targets was tried: on the 446-row matrix it chose noise, ρ 6.9
     # against 5.2 with these fixed values.)
     other_type_share: float = 0.3
-    # Leaned on where evidence is thin: "datasize", a similarity method, or "auto" — whichever of
-    # those put the truly best source highest on the measured targets (ties: the earlier one).
+    # Leaned on where evidence is thin: "datasize", a similarity method, or "auto" — whichever
+    # similarity method put the truly best source highest on the measured targets (ties: the
+    # earlier one; DataSize only where there are no embeddings).
     prior: str = "auto"
     min_targets: int = 3  # fewer measured targets than this: the prior alone
     # A similarity feature per embedding component (TaskEmb's layers and CLS each), or else one
@@ -479,8 +480,11 @@ class LearnedRanker:
         return ranker
 
     def _choose_prior(self) -> str:
-        """The prior whose rankings put each measured target's best source highest, on average."""
+        """The similarity method whose rankings put each measured target's best source highest,
+        on average (DataSize where the library has no embeddings to compare)."""
         options = [m for m in PRIOR_CHOICES if self._can_rank(m)]
+        if not options:
+            return "datasize"
         if not self.evidence or len(options) == 1:
             return options[-1]
 
@@ -568,7 +572,9 @@ class LearnedRanker:
         return np.hstack([similarity, pair])  # (candidates, features)
 
 
-PRIOR_CHOICES = ("datasize", "semb", "textemb", "taskemb", "fused")  # "auto" falls back: last
+# Where evidence is thin the ranker leans on similarity: size is already a feature of the model,
+# and as the prior it sank the one same-type source of a regression target (sick_relatedness).
+PRIOR_CHOICES = ("semb", "textemb", "taskemb", "fused")  # "auto" without evidence: the last
 
 
 def _prior_ranker(library: Library, method: str) -> Ranker:

@@ -176,15 +176,15 @@ def test_update_replaces_a_remeasured_pair(world) -> None:
     assert ranker.evidence["t02"]["t01"].gain == 39.0
 
 
-def test_auto_prior_is_whichever_ranking_did_best_on_the_measured_targets(world) -> None:
+def test_auto_prior_is_whichever_similarity_did_best_on_the_measured_targets(world) -> None:
     library, rows = world
     assert LearnedRanker(library).fit(rows).prior in ("semb", "textemb", "taskemb", "fused")
-    # Rewrite history so that size alone decides: the prior follows the evidence.
-    by_size = [
-        dataclasses.replace(r, gain=math.log(library.sizes[r.source]), score=60 + r.gain)
+    # Rewrite history so that the TaskEmb CLS cosine alone decides: the prior follows it.
+    by_taskemb = [
+        dataclasses.replace(r, gain=library.similarities(r.target, r.source)["taskemb.cls"])
         for r in rows
     ]
-    assert LearnedRanker(library).fit(by_size).prior == "datasize"
+    assert LearnedRanker(library).fit(by_taskemb).prior == "taskemb"
     bare = Library(library.specs, library.sizes)  # no embeddings: only size can rank
     assert LearnedRanker(bare).fit(rows).prior == "datasize"
 
