@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # (AVX512-BF16/AMX), else fp32; vectors agree with fp32 to cosine > 0.99 (bench/)
     embed_precision: Literal["auto", "fp32", "bf16"] = "auto"
     taskemb_train_epochs: float = 1.0
-    default_method: str = "fused"  # taskemb | textemb | semb | fused | learned
+    default_method: str = "learned"  # taskemb | textemb | semb | fused | learned
 
     # Fine-tuning
     device: str | None = None  # None: CUDA when available

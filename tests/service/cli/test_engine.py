@@ -37,7 +37,8 @@ def _run(*args: str):
 
 
 def test_similar_json_ranks_library_and_never_the_target(env):
-    result = _run("similar", "toy_sentiment", "--library", str(env), "--k", "all", "--json")
+    args = ("similar", "toy_sentiment", "--library", str(env), "--k", "all", "--json")
+    result = _run(*args, "--method", "fused")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["target"] == "toy_sentiment" and data["method"] == "fused"
@@ -48,8 +49,13 @@ def test_similar_json_ranks_library_and_never_the_target(env):
     assert scores == sorted(scores, reverse=True)
     assert "taskemb.cls" in data["ranking"][0]["components"]
     assert data["evaluation"] == {} and data["best"] is None  # no ranker file here
+    # The default method is learned; with no ranker file it ranks by its prior, fused.
+    default = json.loads(_run(*args).stdout)
+    assert default["method"] == "learned"
+    assert [r["task"] for r in default["ranking"]] == names
+    assert all(r["components"]["weight"] == 0.0 for r in default["ranking"])
     table = _run("similar", "toy_sentiment", "--library", str(env))
-    assert "fused has no measured record here" in table.stdout
+    assert "learned has no measured record here" in table.stdout
 
 
 def test_similar_learned_uses_the_ranker_file(env, tmp_path, monkeypatch):

@@ -33,10 +33,10 @@ def _saved_evaluation(path) -> list[dict]:
 
 def test_without_a_ranker_file_methods_are_listed_unmeasured(client, keys):
     body = client.get(URL, headers=keys.alice).json()
-    assert body["default"] == "fused" and body["best"] is None and body["evaluated_on"] is None
+    assert body["default"] == "learned" and body["best"] is None and body["evaluated_on"] is None
     listed = {m["method"]: m for m in body["methods"]}
     assert {"taskemb", "textemb", "semb", "fused", "learned"} <= set(listed)
-    assert listed["fused"]["default"] and all(m["evaluation"] == {} for m in listed.values())
+    assert listed["learned"]["default"] and all(m["evaluation"] == {} for m in listed.values())
 
 
 def test_the_saved_evaluation_is_shown_per_method(client, keys, settings):
