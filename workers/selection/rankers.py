@@ -613,8 +613,9 @@ class _DonorStats:
         self.sums: dict[str, dict[tuple, float]] = {
             k: defaultdict(float) for k in ("pct", "win", "weight", "n")
         }
+        self.parts = {t: self._parts(t) for t in self.pct}  # what each target adds, kept
         for target in self.pct:
-            for source, part in self._parts(target).items():
+            for source, part in self.parts[target].items():
                 for key in ((source, None), (source, self.types[target])):
                     for name, value in part.items():
                         self.sums[name][key] += value
@@ -643,7 +644,7 @@ class _DonorView:
         s, key = self.stats, (source, task_type)
         sums = {name: by_key.get(key, 0.0) for name, by_key in s.sums.items()}
         if self.excluded in s.pct and (task_type is None or s.types[self.excluded] == task_type):
-            mine = s._parts(self.excluded).get(source, {})
+            mine = s.parts[self.excluded].get(source, {})
             sums = {name: value - mine.get(name, 0.0) for name, value in sums.items()}
         return sums
 
