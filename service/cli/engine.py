@@ -12,7 +12,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from service.cli.common import UserError, print_json, progress_bars, stdout, user_errors
+from service.cli.common import (
+    UserError,
+    print_json,
+    progress_bars,
+    stderr,
+    stdout,
+    user_errors,
+)
 from service.settings import Settings, get_settings
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
@@ -251,8 +258,9 @@ def similar(
             for done, folder in enumerate(folders, 1):
                 progress("library tasks", done - 1, len(folders))  # moves even when all cached
                 task = _load(str(folder), settings)
-                if task.name == goal.name:
-                    continue  # the target itself is never ranked
+                if task.name == goal.name:  # the target itself is never ranked
+                    stderr.print(f"left out {folder}: it holds a task named as the target")
+                    continue
                 if task.name in library_embs:
                     raise UserError(f"two library tasks are named {task.name!r} (one is {folder})")
                 tasks[task.name] = task

@@ -193,6 +193,16 @@ def test_an_unlabelled_target_is_embedded_with_sampled_labels(env, tmp_path):
     assert "toy_sentiment" in names and "new_sentiment" not in names
 
 
+def test_similar_says_when_it_leaves_out_a_library_task_named_as_the_target(env, tmp_path):
+    copy = tmp_path / "more" / "toy_sentiment"
+    shutil.copytree(env / "toy_sentiment", copy)
+    args = ["similar", "toy_sentiment", "--library", str(env), "--library", str(copy.parent)]
+    result = runner.invoke(app, [*args, "--k", "all", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "toy_sentiment" not in [r["task"] for r in json.loads(result.stdout)["ranking"]]
+    assert f"left out {copy.resolve()}" in result.stderr.replace("\n", "")
+
+
 def test_similar_refuses_two_library_tasks_of_one_name(env, tmp_path):
     copy = tmp_path / "more" / "toy_ner_again"
     shutil.copytree(env / "toy_ner", copy)

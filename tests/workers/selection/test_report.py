@@ -50,7 +50,7 @@ def test_the_page_shows_what_the_learned_ranker_leans_on(world, tmp_path) -> Non
     assert all(f"| {name} | 0 |" in section for name in dropped)
     features = section.split("| feature | weight |")[1].split("\n\n")[0]
     assert features.count("\n| ") == len(weights)  # a row per feature
-    assert all(f"| {t} | {w:.2f} |" in section for t, w in ranker.target_weights.items())
+    assert "reliability (the table above)" in section  # not repeated per target here
     unfitted = LearnedRanker(library).fit(rows[:1])
     assert "Too few measured targets" in learned_section(unfitted)
 
