@@ -335,14 +335,14 @@ def _pca(x: np.ndarray) -> np.ndarray:
 def _coverage(rows, sweep: dict | None) -> str:
     measured = outcomes(rows)
     pairs = sum(len(m) for m in measured.values())
-    seeds = sorted({r.seed for r in rows})
-    text = (
-        f"{len(rows)} transfer runs: {len(measured)} targets, "
-        f"{len({s for m in measured.values() for s in m})} sources, {pairs} (source, target) "
-        f"pairs, seeds {', '.join(map(str, seeds))}."
-    )
     sources = {s for m in measured.values() for s in m}
-    grid = sum(1 for t in measured for s in sources if s != t) * len(seeds)
+    seeds = {t: sorted({r.seed for r in rows if r.target == t}) for t in measured}
+    text = (
+        f"{len(rows)} transfer runs: {len(measured)} targets, {len(sources)} sources, {pairs} "
+        f"(source, target) pairs, {_seed_groups(seeds)}."
+    )
+    # Each target's grid spans the seeds measured on it: some targets may get more than others.
+    grid = sum(len(sources - {t}) * len(seeds[t]) for t in measured)
     if grid:
         text += (
             f" Of the grid those targets × sources × seeds span, {100 * len(rows) / grid:.0f}% "
@@ -360,6 +360,19 @@ def _coverage(rows, sweep: dict | None) -> str:
             f"\n\nSweep settings (`.sweep.json`):\n\n```json\n{json.dumps(sweep, indent=1)}\n```"
         )
     return "## The matrix\n\n" + text
+
+
+def _seed_groups(seeds: dict[str, list[int]]) -> str:
+    """ "seeds 0, 1, 2", or per group of targets where they differ."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for target, measured in sorted(seeds.items()):
+        groups.setdefault(tuple(measured), []).append(target)
+    if len(groups) == 1:
+        return "seeds " + ", ".join(map(str, next(iter(groups))))
+    return "; ".join(
+        f"seeds {', '.join(map(str, group))} on {', '.join(targets)}"
+        for group, targets in sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[1]))
+    )
 
 
 def _mostly_unmoved(outcomes_of_target) -> bool:

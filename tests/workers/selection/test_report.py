@@ -135,3 +135,20 @@ def test_targets_whose_sources_differ_by_noise_alone_are_named_and_set_aside(wor
     assert "t05" not in subset and "| all | learned | 11 |" in subset
     # when every target can tell its sources apart there is nothing to set aside
     assert "reliability ≥" not in reliable_section(evaluate(world[1], library), world[1])
+
+
+def test_coverage_names_the_targets_measured_on_more_seeds(world, tmp_path) -> None:
+    library, rows = world
+    extra = [
+        dataclasses.replace(r, seed=2) for r in rows if r.target in ("t03", "t07") and r.seed == 0
+    ]
+    rows = rows + extra
+    evaluation = evaluate(rows, library, EvalConfig(methods=("random", "datasize")))
+    text = write_report(rows, evaluation, library, tmp_path / "r.md", "cmd").read_text()
+    others = ", ".join(f"t{i:02d}" for i in range(12) if i not in (3, 7))
+    assert f"seeds 0, 1 on {others}; seeds 0, 1, 2 on t03, t07." in text
+    assert "100% is measured" in text  # each target's grid spans its own seeds
+    partial = [*rows, dataclasses.replace(extra[0], seed=3)]
+    evaluation = evaluate(partial, library, EvalConfig(methods=("random",)))
+    text = write_report(partial, evaluation, library, tmp_path / "p.md", "cmd").read_text()
+    assert "100% is measured" not in text
