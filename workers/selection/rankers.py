@@ -227,9 +227,9 @@ class LearnedConfig:
     # out over the 9 other targets was tried: on the 446-row matrix it chose noise, ρ 6.9
     # against 5.2 with these fixed values.)
     other_type_share: float = 0.3
-    # Leaned on where evidence is thin: "datasize", a similarity method, or "auto" — whichever
-    # similarity method put the truly best source highest on the measured targets (ties: the
-    # earlier one; DataSize only where there are no embeddings).
+    # Leaned on where evidence is thin: "datasize", a similarity method, or "auto" — fused,
+    # unless another similarity method put the truly best source higher on the measured targets
+    # by more than a standard error (DataSize only where there are no embeddings).
     prior: str = "auto"
     min_targets: int = 3  # fewer measured targets than this: the prior alone
     # A similarity feature per embedding component (TaskEmb's layers and CLS each), or else one
@@ -329,10 +329,10 @@ class LearnedRanker:
     target, so the model cannot learn to copy its label.
 
     The model's percentile among the candidates is blended with a prior ranking's (similarity or
-    size; with ``prior="auto"`` the one that did best on the measured targets): ``w = n / (n + κ)``
-    where ``n`` counts the targets the source was measured on as a donor, those of another type
-    than the ranked target's counting a share of one, so an unmeasured source is placed by the
-    prior alone. Weights are kept ≥ 0.
+    size; with ``prior="auto"`` fused, unless another clearly did better on the measured
+    targets): ``w = n / (n + κ)`` where ``n`` counts the targets the source was measured on as
+    a donor, those of another type than the ranked target's counting a share of one, so an
+    unmeasured source is placed by the prior alone. Weights are kept ≥ 0.
 
     Each measured target counts by its reliability (how far its sources' differences exceed
     seed noise): in the fit, in the donor record and in choosing the prior. Most of a small
@@ -480,33 +480,46 @@ class LearnedRanker:
         return ranker
 
     def _choose_prior(self) -> str:
-        """The similarity method whose rankings put each measured target's best source highest,
-        on average (DataSize where the library has no embeddings to compare)."""
+        """The default prior (fused, or the last method the library can rank) unless another
+        method put the measured targets' best sources higher by more than a standard error.
+
+        A rival's advantage is the reliability-weighted mean, over targets, of how much higher
+        it placed the best source (places run from 0 = first to 1 = last); ten-odd noisy
+        targets cannot tell close methods apart, and a prior that flips on one more seed flips
+        every thin-evidence ranking with it, so near-ties keep the default.
+        """
         options = [m for m in PRIOR_CHOICES if self._can_rank(m)]
         if not options:
             return "datasize"
+        default = options[-1]
         if not self.evidence or len(options) == 1:
-            return options[-1]
+            return default
+        targets = list(self.evidence)
+        weights = self._weights_of(targets)
+        places = {m: self._best_source_places(m, targets) for m in options}
+        clear = {}
+        for method in options[:-1]:
+            advantage = places[default] - places[method]
+            mean = float(np.average(advantage, weights=weights))
+            if mean - _standard_error(advantage, weights) > 0:
+                clear[method] = mean
+        return max(clear, key=lambda m: (clear[m], -options.index(m))) if clear else default
 
-        def loss(method: str) -> float:
-            ranker = _prior_ranker(self.library, method)
-            places = []
-            for target, measured in self.evidence.items():
-                ranking = ranker.rank(target, sorted(measured))
-                best = max(measured, key=lambda s: measured[s].gain)
-                places.append(ranking.index(best) / (len(ranking) - 1))  # 0 = first
-            return self._weighted_mean(places, list(self.evidence))
+    def _best_source_places(self, method: str, targets: list[str]) -> np.ndarray:
+        """Per target: where ``method`` ranked its best measured source, 0 (first) to 1 (last)."""
+        ranker = _prior_ranker(self.library, method)
+        places = []
+        for target in targets:
+            measured = self.evidence[target]
+            ranking = ranker.rank(target, sorted(measured))
+            best = max(measured, key=lambda s: measured[s].gain)
+            places.append(ranking.index(best) / max(len(ranking) - 1, 1))
+        return np.array(places)
 
-        return min(options, key=lambda m: (loss(m), options.index(m)))
-
-    def _weighted_mean(self, values: list[float], targets: list[str]) -> float:
-        """Mean of per-target values, each weighted as its target (equally if all weigh 0)."""
+    def _weights_of(self, targets: list[str]) -> np.ndarray:
+        """Each target's weight (its reliability); equal weights if all weigh 0."""
         weights = np.array([self.target_weights.get(t, 1.0) for t in targets])
-        if not values:
-            return 0.0
-        if weights.sum() <= 0:
-            weights = np.ones(len(values))
-        return float(np.average(values, weights=weights))
+        return weights if weights.sum() > 0 else np.ones(len(targets))
 
     def _can_rank(self, method: str) -> bool:
         needed = _EMBEDDINGS_READ.get(method, ())
@@ -693,6 +706,14 @@ def _none_if_nan(value: float) -> float | None:
 
 def _nan_if_none(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def _standard_error(values: np.ndarray, weights: np.ndarray) -> float:
+    """Standard error of a weighted mean, over the weights' effective number of values."""
+    mean = np.average(values, weights=weights)
+    spread = np.average((values - mean) ** 2, weights=weights)
+    effective = weights.sum() ** 2 / (weights**2).sum()
+    return float(np.sqrt(spread / max(effective - 1, 1)))
 
 
 def _percentiles(values: Mapping[str, float]) -> dict[str, float]:

@@ -188,8 +188,9 @@ def learned_section(ranker: LearnedRanker) -> str:
     config = ranker.config
     lines = [
         head,
-        f"Prior: **{ranker.prior}** (the ranking that put the measured targets' best sources "
-        f"highest). A source measured as a donor on n targets of the ranked target's type gets "
+        f"Prior: **{ranker.prior}** (fused, which joins TaskEmb and TextEmb, unless another "
+        "similarity put the measured targets' best sources higher by more than a standard "
+        f"error). A source measured as a donor on n targets of the ranked target's type gets "
         f"model weight n / (n + κ), κ = **{config.shrinkage:g}**, a target of another type "
         f"counting **{config.other_type_share:g}** toward n. "
         "Weights are per standard deviation of a feature, fitted on gain percentiles within each "

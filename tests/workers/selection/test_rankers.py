@@ -6,9 +6,11 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from workers.selection.rankers import (
+    PRIOR_CHOICES,
     DataSizeRanker,
     LearnedConfig,
     LearnedRanker,
@@ -187,6 +189,23 @@ def test_auto_prior_is_whichever_similarity_did_best_on_the_measured_targets(wor
     assert LearnedRanker(library).fit(by_taskemb).prior == "taskemb"
     bare = Library(library.specs, library.sizes)  # no embeddings: only size can rank
     assert LearnedRanker(bare).fit(rows).prior == "datasize"
+
+
+def test_auto_prior_keeps_the_default_unless_a_rival_is_clearly_better(world) -> None:
+    library, rows = world
+    # t00's history follows TaskEmb's CLS cosine; every other target's is a fixed random draw
+    draws = np.random.default_rng(2).normal(size=(12, 12))
+
+    def gain(r) -> float:
+        if r.target == "t00":
+            return library.similarities(r.target, r.source)["taskemb.cls"]
+        return float(draws[int(r.target[1:]), int(r.source[1:])])
+
+    ranker = LearnedRanker(library).fit([dataclasses.replace(r, gain=gain(r)) for r in rows])
+    targets = list(ranker.evidence)
+    places = {m: ranker._best_source_places(m, targets).mean() for m in PRIOR_CHOICES}
+    assert min(places, key=places.get) == "taskemb"  # the lowest mean place alone would pick it
+    assert ranker.prior == "fused"  # but one target's worth of advantage is within the noise
 
 
 def test_donor_record_leaves_the_target_out_exactly(world) -> None:
