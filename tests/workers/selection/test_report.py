@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from workers.selection.evaluate import EvalConfig, evaluate
+from workers.selection.evaluate import EvalConfig, Evaluation, TargetResult, evaluate
 from workers.selection.rankers import LearnedConfig, LearnedRanker
 from workers.selection.report import (
+    _regret_by_reliability,
     check_goals,
     head_to_head,
     learned_section,
@@ -152,3 +153,28 @@ def test_coverage_names_the_targets_measured_on_more_seeds(world, tmp_path) -> N
     evaluation = evaluate(partial, library, EvalConfig(methods=("random",)))
     text = write_report(partial, evaluation, library, tmp_path / "p.md", "cmd").read_text()
     assert "100% is measured" not in text
+
+
+def test_a_regret_miss_is_split_between_noisy_targets_and_the_ranker() -> None:
+    def result(target: str, method: str, rank: float, regret: float) -> TargetResult:
+        return TargetResult(target, "all", method, 10, rank, 0.9, {1: regret, 3: regret}, [])
+
+    def text(c_regret: float) -> str:
+        results = [
+            result("a", "learned", 6, 2.0),
+            result("a", "random", 5.5, 3.0),
+            result("b", "learned", 1, 0.0),
+            result("c", "learned", 5, c_regret),
+        ]
+        return _regret_by_reliability(Evaluation(EvalConfig(), results, []), ["a"])
+
+    missed = text(6.0)
+    assert "On the 1 targets whose sources differ by seed noise alone" in missed
+    assert "(reliability < 0.5, the next table: a)" in missed
+    assert "averages 2.00% and a random ranking's 3.00%" in missed
+    assert "they add 0.67 points" in missed  # 2.0 of a mean over 3 targets
+    assert "On the other 2 targets learned's Regret@3 is 3.00%, above the goal" in missed
+    assert "c, whose best source learned ranked at place 5 (Regret@3 6.00%, 2.00 points" in missed
+    noise_only = text(0.5)
+    assert "Regret@3 is 0.25%. Meeting the goal" in noise_only
+    assert "the ranker's" not in noise_only
