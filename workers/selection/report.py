@@ -53,6 +53,7 @@ def write_report(
     plot(evaluation, figures / "evaluation.png")
     plot_gains(rows, figures / "gains.png")
     plot_map(library, figures / "map.png")
+    checks = check_goals(evaluation)
     parts = [
         "# Selection quality: measured transfers and how well each method ranks them",
         f"Regenerate with:\n\n```bash\n{command}\n```",
@@ -65,11 +66,8 @@ def write_report(
         evaluation.table(),
         f"![evaluation]({figures.name}/evaluation.png)",
         "## Goals",
-        "\n".join(
-            f"- **{'met' if c.met else 'MISSED'}** — {c.goal}: {c.detail}"
-            for c in check_goals(evaluation)
-        ),
-        shortfall_section(evaluation, rows),
+        "\n".join(f"- **{'met' if c.met else 'MISSED'}** — {c.goal}: {c.detail}" for c in checks),
+        shortfall_section(checks, evaluation, rows),
         reliable_section(evaluation, rows),
         *([learned_section(ranker)] if ranker is not None else []),
         "## Gains per target",
@@ -84,10 +82,10 @@ def write_report(
     return path
 
 
-def shortfall_section(evaluation: Evaluation, rows: list[TransferRow]) -> str:
+def shortfall_section(checks: list[Check], evaluation: Evaluation, rows: list[TransferRow]) -> str:
     """The missed goals, plainly; for a missed Regret@3 goal, how much of the miss comes from the
     targets whose sources differ by seed noise alone (where no ranking can be judged)."""
-    missed = [c for c in check_goals(evaluation) if not c.met]
+    missed = [c for c in checks if not c.met]
     head = "## What falls short"
     if not missed:
         return f"{head}\n\nNothing: every goal above is met."
@@ -204,9 +202,8 @@ def learned_section(ranker: LearnedRanker) -> str:
     config = ranker.config
     lines = [
         head,
-        f"Prior: **{ranker.prior}** (fused, which joins TaskEmb and TextEmb, unless another "
-        "similarity put the measured targets' best sources higher by more than a standard "
-        f"error). A source measured as a donor on n targets of the ranked target's type gets "
+        f"Prior: **{ranker.prior}**{_prior_reason(config.prior)}. A source measured as a "
+        "donor on n targets of the ranked target's type gets "
         f"model weight n / (n + κ), κ = **{config.shrinkage:g}**, a target of another type "
         f"counting **{config.other_type_share:g}** toward n. "
         "Weights are per standard deviation of a feature, fitted on gain percentiles within each "
@@ -225,6 +222,15 @@ def learned_section(ranker: LearnedRanker) -> str:
             "gains that is not seed noise."
         )
     return "\n\n".join(lines)
+
+
+def _prior_reason(prior: str) -> str:
+    if prior != "auto":
+        return " (as configured)"
+    return (
+        " (fused, which joins TaskEmb and TextEmb, unless another similarity put the measured "
+        "targets' best sources higher by more than a standard error)"
+    )
 
 
 def check_goals(evaluation: Evaluation, scope: str = "all") -> list[Check]:
