@@ -10,7 +10,8 @@ export TASKREC_EMBED_PRECISION=fp32  # how the committed vectors were made
 # Targets first, then the sources in the order the two sweeps reach them.
 TASKS="rte mrpc cb tweet_eval_emotion tweet_eval_irony wic sick_relatedness copa quartz wnut17_ner
 snli hellaswag squad conll2000_chunk commonsense_qa ag_news conll2003_ner ropes stsb cosmos_qa
-sst2 pmb_semtag social_i_qa qqp ud_ewt_upos trec squad_v2 imdb qnli cola"
+sst2 pmb_semtag social_i_qa qqp ud_ewt_upos trec squad_v2 imdb qnli cola
+hotpotqa ud_gum_upos codah rotten_tomatoes btc_ner sick tweet_eval_hate scitail"
 for task in $TASKS; do
   .venv/bin/taskrec embed "$task" --method taskemb --method textemb --method semb --json > /dev/null
   echo "embedded $task"
