@@ -21,6 +21,7 @@ from workers.selection.metrics import (
     expected_random_ndcg,
     expected_random_rank,
     expected_random_regret,
+    nanmean,
     ndcg,
     regret_at_k,
 )
@@ -78,7 +79,7 @@ class Evaluation:
                 row["rho"] = statistics.fmean(r.rank for r in mine)
                 row["ndcg"] = statistics.fmean(r.ndcg for r in mine)
                 for k in self.config.ks:
-                    row[f"regret@{k}"] = _nanmean([r.regret[k] for r in mine])
+                    row[f"regret@{k}"] = nanmean([r.regret[k] for r in mine])
                 rows.append(row)
         return rows
 
@@ -221,11 +222,6 @@ def _no_nan(value):
     if isinstance(value, list | tuple):
         return [_no_nan(v) for v in value]
     return value
-
-
-def _nanmean(values: list[float]) -> float:
-    kept = [v for v in values if not math.isnan(v)]
-    return statistics.fmean(kept) if kept else math.nan
 
 
 def plot(evaluation: Evaluation, path: str | Path) -> Path:

@@ -142,3 +142,9 @@ def _check(ranking: Sequence[str], values: Mapping[str, float]) -> None:
             f"ranking must hold each measured source once (missing {missing}, unmeasured {extra},"
             f" {len(ranking)} entries for {len(values)} sources)"
         )
+
+
+def nanmean(values: Sequence[float]) -> float:
+    """Mean over the values that are not NaN (a metric undefined for a target); NaN if none."""
+    kept = [v for v in values if not math.isnan(v)]
+    return math.fsum(kept) / len(kept) if kept else math.nan

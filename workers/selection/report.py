@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from workers.selection.evaluate import Evaluation, plot
+from workers.selection.metrics import nanmean
 from workers.selection.rankers import LearnedRanker, Library
 from workers.selection.results import TransferRow, outcomes, reliability
 
@@ -107,8 +108,7 @@ def _regret_by_reliability(evaluation: Evaluation, noisy: list[str]) -> str:
             for r in evaluation.results
             if (r.scope, r.method) == ("all", method) and r.target in targets and 3 in r.regret
         ]
-        values = [v for v in values if not math.isnan(v)]
-        return (statistics.fmean(values) if values else math.nan), len(values)
+        return nanmean(values), sum(not math.isnan(v) for v in values)
 
     everyone = {r.target for r in evaluation.results if r.scope == "all"}
     noisy = sorted(everyone & set(noisy))
