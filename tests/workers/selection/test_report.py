@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+
+import numpy as np
 
 from workers.selection.evaluate import EvalConfig, Evaluation, TargetResult, evaluate
 from workers.selection.rankers import LearnedConfig, LearnedRanker
 from workers.selection.report import (
     _regret_by_reliability,
+    bootstrap_interval,
+    bootstrap_share_lower,
     check_goals,
     head_to_head,
     learned_section,
@@ -80,8 +85,26 @@ def test_goals_compare_learned_with_each_challenger(world) -> None:
     assert f"better on {better}, equal on {len(mine) - better - worse}, worse on {worse}" in (
         rho.detail
     )
+    assert rho.detail.endswith("of 2,000 resamples of the targets")
     ceiling = checks["learned Regret@3 ≤ 1%"]
     assert ceiling.met == (summary["learned"]["regret@3"] <= 1.0)
+    low, high = bootstrap_interval(
+        [r.regret[3] for r in evaluation.results if r.method == "learned"]
+    )
+    assert low <= summary["learned"]["regret@3"] <= high
+    assert f"90% of the means lie in {low:.2f}–{high:.2f}%" in ceiling.detail
+
+
+def test_bootstrap_resamples_targets_with_their_pairs_kept_together() -> None:
+    assert bootstrap_share_lower(np.array([[0.0, 1.0], [2.0, 3.0]])) == 1.0  # always lower
+    assert bootstrap_share_lower(np.array([[1.0, 1.0], [2.0, 2.0]])) == 0.0  # ties are not wins
+    # One target each way: lower only when the first is drawn twice, 1 in 4 resamples.
+    share = bootstrap_share_lower(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    assert abs(share - 0.25) < 0.04
+    assert math.isnan(bootstrap_share_lower(np.empty((0, 2))))
+    # Two targets, 0 and 10: the resampled mean is 0, 5 or 10 (1/4, 1/2, 1/4).
+    assert bootstrap_interval([0.0, 10.0, float("nan")]) == (0.0, 10.0)
+    assert bootstrap_interval([4.0] * 5) == (4.0, 4.0)
 
 
 def test_without_learned_the_goals_say_so(world) -> None:
