@@ -367,10 +367,14 @@ def _read_baselines(path: Path) -> dict[tuple[str, int], float]:
     found = {}
     with path.open(newline="", encoding="utf-8") as handle:
         for line in csv.DictReader(handle):
+            # A line torn by a crash (cells missing: its score may be cut short, "8" of "87.3")
+            # or unreadable is skipped: that baseline is simply run again.
+            if any(line.get(field) is None for field in BASELINE_FIELDS):
+                continue
             try:
                 found[(line["target"], int(line["seed"]))] = float(line["score"])
-            except (TypeError, ValueError):
-                continue  # a line torn by a crash: that baseline is simply run again
+            except ValueError:
+                continue
     return found
 
 

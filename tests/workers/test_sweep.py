@@ -152,3 +152,16 @@ def test_regression_source_does_not_leak_its_loss_into_a_classification_target(
     assert not (checkpoint / "heads.safetensors").exists()  # the source head was dropped
     meta = json.loads((checkpoint / "checkpoint.json").read_text())
     assert meta["heads"] == {} and meta["source"] == "toy_sts"
+
+
+def test_a_baseline_torn_by_a_crash_is_run_again_not_read_short(two_tasks, tiny_ref, paths) -> None:
+    sts, sentiment = two_tasks
+    first = run_sweep([sts], [sentiment], tiny_ref, paths, _with(seeds=(0,)))
+    header, line = paths.baselines.read_text().splitlines()
+    target, seed, score, _metric = line.split(",")
+    paths.baselines.write_text(f"{header}\n{target},{seed},{score[:1]}")  # cut inside the score
+    paths.results.unlink()  # so the transfer runs again, against whatever baseline it finds
+    again = run_sweep([sts], [sentiment], tiny_ref, paths, _with(seeds=(0,)))
+    assert again.baselines_run == 1
+    assert again.rows[0].baseline == pytest.approx(first.rows[0].baseline, abs=1e-6)
+    assert again.rows[0].baseline == pytest.approx(float(score), abs=1e-6)
