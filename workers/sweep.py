@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -284,9 +285,12 @@ class _Sweep:
         model.drop_heads()  # only the encoder carries over; no head, no task config
         meta = {"source": source.name, "rows": stage.train_examples, "steps": stage.steps}
         meta["sweep"] = self.config.pinned(self.ref)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         save_checkpoint(model, self._tokenizer, tmp, meta)
+        if (path / "checkpoint.json").is_file():  # another sweep sharing the folder was first
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
         shutil.rmtree(path, ignore_errors=True)  # a half-written one from an older crash
         os.replace(tmp, path)  # a checkpoint appears whole or not at all
 

@@ -2,8 +2,10 @@
 
 Each source is trained once and each target × seed's baseline measured once, however many pairs
 share them; a pair's result is stored on its transfer run as soon as all its seeds are in. The
-sweep's CSV and source checkpoints live under ``<artifacts>/sweeps/batch-<id>/``, so a retried
-job (a worker killed mid-sweep) resumes where the last attempt stopped instead of starting over.
+sweep's CSV lives under ``<artifacts>/sweeps/batch-<id>/``, so a retried job (a worker killed
+mid-sweep) resumes where the last attempt stopped instead of starting over; source checkpoints
+live in ``<artifacts>/sweeps/checkpoints/``, shared by every batch that trains the same source
+data with the same settings.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ def run(job: RunningJob) -> None:
     }
     sources = [data[i] for i in dict.fromkeys(p.source_task_id for p in config.pairs)]
     targets = [data[i] for i in dict.fromkeys(p.target_task_id for p in config.pairs)]
-    folder = job.settings.artifacts_dir / "sweeps" / f"batch-{config.batch_id}"
-    paths = SweepPaths(results=folder / "results.csv", checkpoints=folder / "checkpoints")
+    sweeps = job.settings.artifacts_dir / "sweeps"
+    # Checkpoints are named by their source's data and stage settings, so later batches reuse them.
+    paths = SweepPaths(
+        results=sweeps / f"batch-{config.batch_id}" / "results.csv",
+        checkpoints=sweeps / "checkpoints",
+    )
     job.check()
     recorder = _Recorder(job, runs, len(config.transfer.seeds), len(sources))
     run_sweep(
@@ -98,7 +104,6 @@ def _sweep_config(config: SweepJobConfig):
     from workers.sweep import SweepConfig
 
     settings = config.transfer
-    caps = [s.max_steps for s in (settings.source_train, settings.target_train) if s.max_steps]
     return SweepConfig(
         regime=settings.regime,
         source_n=settings.source_max_examples,
@@ -109,6 +114,7 @@ def _sweep_config(config: SweepJobConfig):
         target_epochs=settings.target_train.epochs,
         batch_size=settings.target_train.batch_size,
         learning_rate=settings.target_train.learning_rate,
-        max_steps=min(caps) if caps else None,
+        max_length=settings.max_length,
+        max_steps=settings.target_train.max_steps,  # equal to source_train's (SweepBatch)
         device=config.device,
     )

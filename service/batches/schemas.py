@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from service.jobs.schemas import JobRead
 from service.tasks.schemas import TaskRowsCreate
@@ -27,6 +27,20 @@ class SweepBatch(BaseModel):
     sources: list[int] = Field(min_length=1, max_length=100)
     targets: list[int] = Field(min_length=1, max_length=100)
     transfer: TransferSettings = TransferSettings()
+
+    @model_validator(mode="after")
+    def _one_set_of_stage_settings(self) -> SweepBatch:
+        # A sweep trains its sources with the target stage's batch size, learning rate and step
+        # cap (they are part of what its results file pins): refuse others rather than drop them.
+        source, target = self.transfer.source_train, self.transfer.target_train
+        for name in ("batch_size", "learning_rate", "max_steps"):
+            if getattr(source, name) != getattr(target, name):
+                raise ValueError(
+                    f"transfer.source_train.{name} must equal transfer.target_train.{name} in a "
+                    "sweep: both stages train with one batch size, learning rate and max_steps "
+                    "(only epochs may differ)"
+                )
+        return self
 
 
 BatchCreate = Annotated[TasksBatch | SweepBatch, Field(discriminator="kind")]

@@ -45,8 +45,8 @@ def run(job: RunningJob) -> None:
     transfer_config = TransferConfig(
         strategy=config.strategy,
         seeds=tuple(config.seeds),
-        source_train=_train_config(config.source_train, config.device),
-        target_train=_train_config(config.target_train, config.device),
+        source_train=_train_config(config.source_train, config.device, config.max_length),
+        target_train=_train_config(config.target_train, config.device, config.max_length),
         mixing=MixingConfig(**config.mixing.model_dump()),
     )
     source_stages = 1 if config.strategy == "multitask" else len(sources)
@@ -57,10 +57,12 @@ def run(job: RunningJob) -> None:
     )
 
 
-def _train_config(settings: TrainSettings, device: str | None):
+def _train_config(settings: TrainSettings, device: str | None, max_length: int | None):
+    from workers.features import FeatureConfig
     from workers.finetune import TrainConfig
 
-    return TrainConfig(**settings.model_dump(), device=device)
+    features = FeatureConfig() if max_length is None else FeatureConfig(max_length=max_length)
+    return TrainConfig(**settings.model_dump(), features=features, device=device)
 
 
 def stored_tasks(job: RunningJob, task_ids: list[int]) -> list[StoredTask]:

@@ -38,6 +38,9 @@ class TransferSettings(BaseModel):
     eval_n: int | None = Field(None, ge=1, description="validation rows scored per task")
     source_max_examples: int | None = Field(None, ge=1, description="cap on source training rows")
     seeds: list[int] = Field([0], min_length=1, max_length=10)
+    max_length: int | None = Field(
+        None, ge=8, le=512, description="tokens per example (QA contexts excepted); default 128"
+    )
     source_train: TrainSettings = TrainSettings()
     target_train: TrainSettings = TrainSettings()
     model: str | None = Field(None, description="encoder name or path; default: the service's")
@@ -63,6 +66,7 @@ class TransferJobConfig(BaseModel):
     eval_n: int | None
     source_max_examples: int | None
     seeds: list[int]
+    max_length: int | None = None
     source_train: TrainSettings
     target_train: TrainSettings
     model: str

@@ -52,6 +52,7 @@ def start(
                 "eval_n",
                 "source_max_examples",
                 "seeds",
+                "max_length",
                 "source_train",
                 "target_train",
             }

@@ -99,12 +99,17 @@ def test_sweep_is_one_job_with_a_run_per_pair_and_cancels_together(client, keys,
     assert client.post("/v1/batches", json=foreign, headers=keys.bob).status_code == 404
     multitask = {**body, "transfer": {"strategy": "multitask"}}
     assert client.post("/v1/batches", json=multitask, headers=keys.alice).status_code == 422
+    # One batch size for both stages: a different source one is refused, not silently dropped.
+    split = {**body, "transfer": {"source_train": {"batch_size": 8}}}
+    refused = client.post("/v1/batches", json=split, headers=keys.alice)
+    assert refused.status_code == 422
+    assert "transfer.source_train.batch_size must equal" in refused.text
 
 
 def test_sweep_job_trains_each_source_once_and_stores_every_pair(client, keys, make_rows, settings):
     ids = _sweep_tasks(client, keys, make_rows)
     train = {"epochs": 1, "batch_size": 4, "max_steps": 2}
-    transfer = {"seeds": [0, 1], "train_n": 8, "eval_n": 4}
+    transfer = {"seeds": [0, 1], "train_n": 8, "eval_n": 4, "max_length": 24}
     transfer |= {"source_train": train, "target_train": train}
     body = {"kind": "sweep", "sources": ids[:2], "targets": ids[1:], "transfer": transfer}
     batch = client.post("/v1/batches", json=body, headers=keys.alice).json()
@@ -123,6 +128,16 @@ def test_sweep_job_trains_each_source_once_and_stores_every_pair(client, keys, m
     assert events[-1] == ("end", {"id": batch["id"], "state": "succeeded"})
     assert client.get(f"/v1/batches/{batch['id']}/events", headers=keys.bob).status_code == 404
     folder = settings.artifacts_dir / "sweeps" / f"batch-{batch['id']}"
-    assert len(list((folder / "checkpoints").iterdir())) == 2  # one per source, not per pair
+    checkpoints = settings.artifacts_dir / "sweeps" / "checkpoints"
+    saved = {p.name: p.stat().st_ino for p in checkpoints.iterdir()}
+    assert len(saved) == 2  # one per source, not per pair
     lines = (folder / "results.csv").read_text().splitlines()
     assert len(lines) == 1 + 3 * 2  # header + pairs × seeds
+    pinned = json.loads((folder / "results.sweep.json").read_text())
+    assert pinned["features"]["max_length"] == 24 and pinned["batch_size"] == 4
+
+    # A later batch over the same sources reuses their checkpoints rather than training again.
+    again = {**body, "targets": ids[:1]}
+    second = client.post("/v1/batches", json=again, headers=keys.alice).json()
+    assert JobRunner(client.app.state.context, "test").run(second["jobs"][0]["id"]) == "succeeded"
+    assert {p.name: p.stat().st_ino for p in checkpoints.iterdir()} == saved

@@ -33,10 +33,13 @@ def test_sequential_transfer_with_two_seeds(client, keys, tasks, wait_job):
         "seeds": [0, 1],
         "regime": "limited",
         "train_n": 16,
+        "max_length": 24,
         "source_train": FAST,
         "target_train": FAST,
     }
     run = _run(client, keys.alice, wait_job, body)
+    job = client.get(f"/v1/jobs/{run['job_id']}", headers=keys.alice).json()
+    assert job["config"]["max_length"] == 24
     result = run["result"]
     assert run["sources"] == [{"id": source["id"], "name": "source"}] and run["auto"] is False
     assert result["metric"] == "accuracy"
@@ -95,3 +98,11 @@ def test_bad_transfers_are_refused(client, keys, tasks, upload):
     auto = {"target_task_id": target["id"], "sources": "auto"}
     response = client.post("/v1/transfers", json=auto, headers=keys.alice)
     assert response.status_code == 409 and response.json()["error"] == "no_sources"
+
+
+def test_max_length_reaches_both_training_stages() -> None:
+    from service.transfers.jobs import _train_config
+    from service.transfers.schemas import TrainSettings
+
+    assert _train_config(TrainSettings(), None, 24).features.max_length == 24
+    assert _train_config(TrainSettings(), None, None).features.max_length == 128  # the default
