@@ -4,8 +4,8 @@ Each source is trained once and each target × seed's baseline measured once, ho
 share them; a pair's result is stored on its transfer run as soon as all its seeds are in. The
 sweep's CSV lives under ``<artifacts>/sweeps/batch-<id>/``, so a retried job (a worker killed
 mid-sweep) resumes where the last attempt stopped instead of starting over; source checkpoints
-live in ``<artifacts>/sweeps/checkpoints/``, shared by every batch that trains the same source
-data with the same settings.
+live in the ``checkpoints_dir`` setting's folder, shared by every batch that trains the same
+source data with the same settings.
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def run(job: RunningJob) -> None:
     }
     sources = [data[i] for i in dict.fromkeys(p.source_task_id for p in config.pairs)]
     targets = [data[i] for i in dict.fromkeys(p.target_task_id for p in config.pairs)]
-    sweeps = job.settings.artifacts_dir / "sweeps"
-    # Checkpoints are named by their source's data and stage settings, so later batches reuse them.
+    # Checkpoints are named by their source's data and stage settings, so later batches (and
+    # `taskrec sweep`) share the folder safely and reuse what an earlier one trained.
     paths = SweepPaths(
-        results=sweeps / f"batch-{config.batch_id}" / "results.csv",
-        checkpoints=sweeps / "checkpoints",
+        results=job.settings.artifacts_dir / "sweeps" / f"batch-{config.batch_id}" / "results.csv",
+        checkpoints=job.settings.checkpoints_dir,
     )
     job.check()
     recorder = _Recorder(job, runs, len(config.transfer.seeds), len(sources))

@@ -189,6 +189,13 @@ def evaluate(
             "matrix, this evaluation, gains per target, the tasks' embedding map."
         ),
     ] = None,
+    fresh_targets: Annotated[
+        list[str],
+        typer.Option(
+            help="Targets measured after the ranker's settings were chosen (comma-separated, "
+            "repeatable): the report scores them apart, as the out-of-sample check."
+        ),
+    ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
     max_examples: Annotated[int | None, typer.Option(help="Examples per embedding.")] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
@@ -234,10 +241,12 @@ def evaluate(
             argv += [f"--methods={','.join(wanted)}", f"--ks={ks}", f"--relevance={relevance}"]
             argv += ["--within-type"] * within_type + ["--per-target"] * per_target
             argv += [f"--save-ranker={save_ranker}"] * (save_ranker is not None)
+            fresh = _split(fresh_targets)
+            argv += [f"--fresh-targets={','.join(fresh)}"] * bool(fresh)
             argv += [f"--max-examples={max_examples}"] * (max_examples is not None)
             argv += [f"--model={model}"] * (model is not None) + [f"--report={report}"]
             ranker = fitted if "learned" in config.methods else None
-            _write_report(rows, result, lib, report, results_csv, argv, ranker)
+            _write_report(rows, result, lib, report, results_csv, argv, ranker, fresh)
     if as_json:
         print_json(result.to_dict())
         return
@@ -255,7 +264,7 @@ REPORT_ENV = ("TASKREC_CACHE_PATH", "TASKREC_EMBED_PRECISION", "TASKREC_MAX_EXAM
 
 
 def _write_report(
-    rows, result, lib, report: Path, results_csv: Path, argv: list[str], ranker
+    rows, result, lib, report: Path, results_csv: Path, argv: list[str], ranker, fresh: list[str]
 ) -> None:
     import json
     import os
@@ -268,7 +277,7 @@ def _write_report(
     # Settings that decide which embeddings are read go in front, so the line reruns as it ran.
     env = [f"{k}={shlex.quote(os.environ[k])}" for k in REPORT_ENV if k in os.environ]
     command = " ".join([*env, "taskrec evaluate", *(shlex.quote(a) for a in argv)])
-    path = write_report(rows, result, lib, report, command, sweep, ranker)
+    path = write_report(rows, result, lib, report, command, sweep, ranker, fresh)
     stderr.print(f"wrote {path} and its figures in {path.with_suffix('')}/")
 
 

@@ -128,7 +128,7 @@ def test_sweep_job_trains_each_source_once_and_stores_every_pair(client, keys, m
     assert events[-1] == ("end", {"id": batch["id"], "state": "succeeded"})
     assert client.get(f"/v1/batches/{batch['id']}/events", headers=keys.bob).status_code == 404
     folder = settings.artifacts_dir / "sweeps" / f"batch-{batch['id']}"
-    checkpoints = settings.artifacts_dir / "sweeps" / "checkpoints"
+    checkpoints = settings.checkpoints_dir
     saved = {p.name: p.stat().st_ino for p in checkpoints.iterdir()}
     assert len(saved) == 2  # one per source, not per pair
     lines = (folder / "results.csv").read_text().splitlines()
