@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     # (AVX512-BF16/AMX), else fp32; vectors agree with fp32 to cosine > 0.99 (bench/)
     embed_precision: Literal["auto", "fp32", "bf16"] = "auto"
     taskemb_train_epochs: float = 1.0
-    default_method: str = "learned"  # taskemb | textemb | semb | fused | learned
+    # "best": the served method that ranked best in the ranker file's saved evaluation (within
+    # the task's type when a request keeps to one type); or taskemb | textemb | semb | fused |
+    # learned.
+    default_method: Literal["best", "taskemb", "textemb", "semb", "fused", "learned"] = "best"
 
     # Fine-tuning
     device: str | None = None  # None: CUDA when available

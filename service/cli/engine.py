@@ -232,13 +232,13 @@ def similar(
     as_json: JsonOption = False,
 ) -> None:
     """Rank library tasks as intermediate tasks for TARGET, without a server."""
-    from service.recommendations.methods import method_evidence
+    from service.recommendations.methods import method_evidence, resolve_method
     from workers.data.loaders import iter_task_dirs
     from workers.selection.rankers import rank_learned
     from workers.similarity import METHOD_CHOICES, rank_library
 
     settings = get_settings()
-    method = method or settings.default_method
+    method = method or resolve_method(settings)
     choices = (*METHOD_CHOICES, "learned")
     with user_errors():
         if method not in choices:

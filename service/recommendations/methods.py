@@ -7,6 +7,7 @@ comes with the evidence for it: mean ρ of the truly best source, NDCG and Regre
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import get_args
 
@@ -16,43 +17,81 @@ from service.settings import Settings
 METRICS = ("targets", "rho", "ndcg")  # plus every "regret@k" the evaluation has
 
 
+Record = dict[str, dict[str, float | None]]  # scope -> {"targets", "rho", "regret@3", ...}
+
+
 def method_evidence(settings: Settings) -> Methods:
     """Every served method, then each yardstick the evaluation scored (random, oracle, ...)."""
-    from workers.selection.rankers import LearnedRanker
-
-    ranker_file = settings.ranker_file
-    rows = LearnedRanker.load_evaluation(ranker_file) if ranker_file.is_file() else []
+    records = _records(saved_evaluation(settings))
     served = list(get_args(RankMethod))
-    by_method: dict[str, dict[str, dict[str, float | None]]] = {}
-    for row in rows:
-        # Saved by Evaluation.to_dict(): an undefined metric is already null, never NaN.
-        metrics = {k: v for k, v in row.items() if k in METRICS or k.startswith("regret@")}
-        by_method.setdefault(row["method"], {})[row["scope"]] = metrics
-    names = [*served, *(m for m in by_method if m not in served)]
+    default = resolve_method(settings)
     methods = [
         MethodEvidence(
             method=name,
             served=name in served,
-            default=name == settings.default_method,
-            evaluation=by_method.get(name, {}),
+            default=name == default,
+            evaluation=records.get(name, {}),
         )
-        for name in names
+        for name in [*served, *(m for m in records if m not in served)]
     ]
     return Methods(
         default=settings.default_method,
-        best=_best(methods),
-        evaluated_on=str(ranker_file.name) if rows else None,
+        best=_best(records, "all"),
+        best_within_type=_best(records, "within"),
+        evaluated_on=str(settings.ranker_file.name) if records else None,
         methods=methods,
     )
 
 
-def _best(methods: list[MethodEvidence]) -> str | None:
-    scored = [m for m in methods if m.served and m.evaluation.get("all", {}).get("rho") is not None]
+def resolve_method(settings: Settings, task_type: str | None = None) -> str:
+    """The method a request that names none gets: the ``default_method`` setting, or for
+    ``best`` the served method that ranked best in the saved evaluation, within the task's type
+    when the request keeps to one type. Without an evaluation, ``learned`` (which ranks as
+    ``fused`` until it has evidence)."""
+    if settings.default_method != "best":
+        return settings.default_method
+    records = _records(saved_evaluation(settings))
+    return _best(records, "within" if task_type else "all") or "learned"
+
+
+def saved_evaluation(settings: Settings) -> list[dict]:
+    """The evaluation saved in the ranker file (empty without one); re-read when it changes."""
+    path = settings.ranker_file
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return []
+    return list(_evaluation_at(str(path), stamp))
+
+
+@functools.lru_cache(maxsize=4)
+def _evaluation_at(path: str, stamp: int) -> tuple[dict, ...]:
+    from workers.selection.rankers import LearnedRanker
+
+    return tuple(LearnedRanker.load_evaluation(path))
+
+
+def _records(rows: list[dict]) -> dict[str, Record]:
+    """Per method, per scope, the metrics (saved by Evaluation.to_dict(): null, never NaN)."""
+    records: dict[str, Record] = {}
+    for row in rows:
+        metrics = {k: v for k, v in row.items() if k in METRICS or k.startswith("regret@")}
+        records.setdefault(row["method"], {})[row["scope"]] = metrics
+    return records
+
+
+def _best(records: dict[str, Record], scope: str) -> str | None:
+    """The served method with the lowest mean ρ in ``scope`` (Regret@3 breaks ties)."""
+    scored = {
+        method: record[scope]
+        for method, record in records.items()
+        if method in get_args(RankMethod) and record.get(scope, {}).get("rho") is not None
+    }
     if not scored:
         return None
 
-    def key(m: MethodEvidence) -> tuple[float, float]:
-        regret = m.evaluation["all"].get("regret@3")
-        return (m.evaluation["all"]["rho"], math.inf if regret is None else regret)
+    def key(method: str) -> tuple[float, float]:
+        regret = scored[method].get("regret@3")
+        return (scored[method]["rho"], math.inf if regret is None else regret)  # type: ignore[arg-type]
 
-    return min(scored, key=key).method
+    return min(scored, key=key)

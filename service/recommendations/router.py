@@ -11,7 +11,7 @@ from service.dependencies import ContextDep, SessionDep
 from service.errors import responses
 from service.recommendations import service
 from service.recommendations.exceptions import EmbeddingsNotReady
-from service.recommendations.methods import method_evidence
+from service.recommendations.methods import method_evidence, resolve_method
 from service.recommendations.oneshot import OneShot, submit_and_recommend
 from service.recommendations.schemas import Methods, RankMethod, Recommendations
 from service.tasks.dependencies import StagedTask, VisibleTask
@@ -47,7 +47,7 @@ def recommendations(
     model: str | None = None,
 ) -> Response:
     """The nearest library tasks, best first, with per-component evidence (409 until embedded)."""
-    chosen = method or context.settings.default_method
+    chosen = method or resolve_method(context.settings, type)
     result = service.recommend(
         session, context, task, k=k, method=chosen, task_type=type, model=model
     )
@@ -88,7 +88,7 @@ async def submit_and_rank(
 ) -> JSONResponse:
     """Submit a task as ``POST /v1/tasks`` does and get its recommendations in one call (200),
     or, if its embeddings take longer than ``wait`` seconds, the task and job to poll (202)."""
-    chosen = method or context.settings.default_method
+    chosen = method or resolve_method(context.settings, type)
     result = await submit_and_recommend(
         context, owner.id, staged, k=k, method=chosen, task_type=type, wait_s=wait
     )

@@ -47,7 +47,10 @@ class MethodEvidence(BaseModel):
 
 
 class Methods(BaseModel):
-    default: str  # the method used when a request names none (TASKREC_DEFAULT_METHOD)
+    # TASKREC_DEFAULT_METHOD: a method, or "best" (then `best`, or `best_within_type` when a
+    # request keeps to one type; the method flagged `default` is the one used without ?type=)
+    default: str
     best: str | None  # the served method with the lowest mean ρ over all targets (Regret@3 ties)
+    best_within_type: str | None  # the same, ranking only sources of the target's own type
     evaluated_on: str | None  # where the numbers come from (the ranker file), None without one
     methods: list[MethodEvidence]

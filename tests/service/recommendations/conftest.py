@@ -62,3 +62,27 @@ def synthetic(session_factory, keys, settings):
                         )
                     )
     return ids
+
+
+def _summary_row(scope: str, method: str, rho: float, regret: float) -> dict:
+    return {"scope": scope, "method": method, "targets": 9, "rho": rho, "ndcg": 0.8} | {
+        "regret@1": regret,
+        "regret@3": regret,
+    }
+
+
+@pytest.fixture()
+def scoped_evaluation(settings) -> None:
+    """A ranker file whose saved evaluation has learned best over all types and fused best
+    within a type (it ties taskemb on ρ and wins on Regret@3); oracle is a yardstick only."""
+    from workers.selection.rankers import LearnedRanker, Library
+
+    summary = [
+        _summary_row("all", "learned", 4.0, 1.0),
+        _summary_row("all", "taskemb", 6.0, 4.0),
+        _summary_row("all", "oracle", 1.0, 0.0),
+        _summary_row("within", "learned", 3.3, 4.6),
+        _summary_row("within", "taskemb", 3.1, 4.6),
+        _summary_row("within", "fused", 3.1, 0.7),
+    ]
+    LearnedRanker(Library({}, {})).save(settings.ranker_file, evaluation=summary)

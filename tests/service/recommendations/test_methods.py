@@ -33,9 +33,11 @@ def _saved_evaluation(path) -> list[dict]:
 
 def test_without_a_ranker_file_methods_are_listed_unmeasured(client, keys):
     body = client.get(URL, headers=keys.alice).json()
-    assert body["default"] == "learned" and body["best"] is None and body["evaluated_on"] is None
+    assert body["default"] == "best" and body["best"] is None and body["evaluated_on"] is None
+    assert body["best_within_type"] is None
     listed = {m["method"]: m for m in body["methods"]}
     assert {"taskemb", "textemb", "semb", "fused", "learned"} <= set(listed)
+    # Nothing measured: "best" falls back to learned (which ranks as fused without evidence).
     assert listed["learned"]["default"] and all(m["evaluation"] == {} for m in listed.values())
 
 
@@ -53,3 +55,9 @@ def test_the_saved_evaluation_is_shown_per_method(client, keys, settings):
 
 def test_methods_need_a_key(client):
     assert client.get(URL).status_code == 401
+
+
+def test_best_default_is_the_best_served_method_per_scope(client, keys, scoped_evaluation):
+    body = client.get(URL, headers=keys.alice).json()
+    assert (body["default"], body["best"], body["best_within_type"]) == ("best", "learned", "fused")
+    assert [m["method"] for m in body["methods"] if m["default"]] == ["learned"]

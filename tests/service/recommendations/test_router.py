@@ -209,3 +209,15 @@ def test_one_shot_submit_and_recommend(client, keys, library, to_jsonl, make_row
     assert wait_job(body["job"]["id"], keys.alice)["state"] == "succeeded"
     task_id = body["task"]["id"]
     assert client.get(f"/v1/tasks/{task_id}/recommendations", headers=keys.alice).status_code == 200
+
+
+def test_best_default_method_follows_the_saved_evaluation(
+    client, keys, library, ready_task, scoped_evaluation
+):
+    target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
+    url = f"/v1/tasks/{target['id']}/recommendations"
+    assert client.get(url, headers=keys.alice).json()["method"] == "learned"
+    within = client.get(f"{url}?type=classification", headers=keys.alice).json()
+    assert within["method"] == "fused"  # the best within a type, by the saved evaluation
+    asked = client.get(f"{url}?type=classification&method=semb", headers=keys.alice).json()
+    assert asked["method"] == "semb"  # a named method always wins
