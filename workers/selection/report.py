@@ -29,6 +29,10 @@ CHALLENGERS = ("datasize", "semb", "taskemb")
 REGRET_GOAL = 1.0  # Regret@3 in %
 # A target's ranking of sources counts as measured, not noise, from this reliability on.
 RELIABLE = 0.5
+RELEVANCE_WORDS = {
+    "shift": "shifted so that each target's worst source has relevance 0",
+    "clip": "negative gains count as 0",
+}
 BOOTSTRAP_DRAWS = 2000  # resamples of the targets behind each goal's "how often it holds"
 
 
@@ -66,9 +70,9 @@ def write_report(
         _coverage(rows, sweep),
         "## How well each method ranks sources (leave-one-target-out)",
         "ρ: average rank of the truly best source (1 is perfect). NDCG over the full ranking, "
-        "gains as relevance. Regret@k: how far (in % of the best score) the best of the top-k "
-        "picks falls short of the best source. Random is its exact expectation; oracle the "
-        "ceiling.",
+        f"gains as relevance ({RELEVANCE_WORDS[evaluation.config.relevance]}). Regret@k: how far "
+        "(in % of the best score) the best of the top-k picks falls short of the best source. "
+        "Random is its exact expectation; oracle the ceiling.",
         evaluation.table(),
         f"![evaluation]({figures.name}/evaluation.png)",
         "## Goals",
