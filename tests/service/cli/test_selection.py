@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from service.cli.selection import register
 from service.settings import get_settings
 from workers.data.writer import save_task_dir
+from workers.selection.results import read_results
 
 runner = CliRunner()
 app = typer.Typer()
@@ -63,6 +65,31 @@ def test_sweep_writes_the_matrix_and_a_second_run_does_nothing(env, tmp_path) ->
     again = json.loads(_run(*args, "--json").stdout)
     assert (again["transfers_run"], again["baselines_run"], again["sources_cached"]) == (0, 0, 0)
     assert again["skipped_finished"] == 4  # 2 transfers + 2 baselines
+
+
+def test_a_sweep_killed_mid_way_resumes_without_recomputing_a_finished_run(env, tmp_path) -> None:
+    out = tmp_path / "matrix.csv"
+    args = ["sweep", "--sources", "toy_sts", "--targets", "toy_sentiment,toy_ner"]
+    args += ["--seeds", "0,1,2,3", "--max-steps", "6", "--batch-size", "8", "--max-length", "32"]
+    args += ["--threads", "1", "--out", str(out)]
+    command = [sys.executable, "-c", "from service.cli import app; app()", *args]
+    sweep = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not (out.is_file() and read_results(out)):  # the first transfer is in: kill -9
+        assert sweep.poll() is None, sweep.stderr.read().decode()
+        assert time.monotonic() < deadline, "no transfer finished in 5 minutes"
+        time.sleep(0.02)
+    sweep.kill()
+    sweep.wait()
+    sweep.stderr.close()
+    finished = {r.key for r in read_results(out)}
+    assert 1 <= len(finished) < 8  # killed with runs left to do
+
+    again = json.loads(_run(*args, "--json").stdout)
+    assert again["transfers_run"] == 8 - len(finished)  # nothing finished is run again
+    rows = read_results(out)
+    assert len(rows) == len({r.key for r in rows}) == 8  # every run once, none twice
+    assert finished <= {r.key for r in rows}
 
 
 def _toy_matrix(path: Path) -> Path:
