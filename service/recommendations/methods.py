@@ -54,6 +54,12 @@ def resolve_method(settings: Settings, task_type: str | None = None) -> str:
     return _best(records, "within" if task_type else "all") or "learned"
 
 
+def method_record(settings: Settings, method: str, task_type: str | None) -> dict:
+    """``method``'s saved record in the scope a request with ``task_type`` ranks in."""
+    records = _records(saved_evaluation(settings))
+    return records.get(method, {}).get("within" if task_type else "all", {})
+
+
 def saved_evaluation(settings: Settings) -> list[dict]:
     """The evaluation saved in the ranker file (empty without one); re-read when it changes."""
     path = settings.ranker_file

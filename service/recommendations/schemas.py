@@ -34,6 +34,9 @@ class Recommendations(BaseModel):
     library: LibraryCoverage
     ranking: list[RankedTask]
     note: str | None = None  # e.g. how much of the library is not ready yet
+    # This method's leave-one-target-out record in the request's scope (within its type when
+    # ?type= is given) from the ranker file's saved evaluation: {"rho", "regret@3", ...}
+    evaluation: dict[str, float | None] = {}
 
 
 class MethodEvidence(BaseModel):

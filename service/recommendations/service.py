@@ -23,6 +23,7 @@ from service.recommendations import repository
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.recommendations.index import IndexDelta, IndexKey, Snapshot, normalised
 from service.recommendations.learned import evidence_stamp, fit_ranker, rank_learned
+from service.recommendations.methods import method_record
 from service.recommendations.schemas import LibraryCoverage, RankedTask, Recommendations
 
 
@@ -75,7 +76,7 @@ def recommend(
     key += stamp  # for learned, a finished transfer run or a new ranker file changes the answer
     cached = context.recommendations.get(key)
     if cached is not None:
-        return cached
+        return _with_record(cached, settings, method, task_type)
     twins = repository.same_data(session, target)
     excluded = {target.id, *(task_id for task_id, _ in twins)}
     ranker = _Ranker(session, context, excluded, encoder_id, version, task_type, methods)
@@ -93,7 +94,13 @@ def recommend(
             update={"note": "; ".join(filter(None, (result.note, left_out)))}
         )
     context.recommendations.put(key, result)
-    return result
+    return _with_record(result, settings, method, task_type)
+
+
+def _with_record(result: Recommendations, settings, method: str, task_type: str | None):
+    # Added on the way out, not cached: a new ranker file brings a new record at once.
+    record = method_record(settings, method, task_type)
+    return result.model_copy(update={"evaluation": record}) if record else result
 
 
 def _rank_learned(

@@ -216,8 +216,10 @@ def test_best_default_method_follows_the_saved_evaluation(
 ):
     target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
     url = f"/v1/tasks/{target['id']}/recommendations"
-    assert client.get(url, headers=keys.alice).json()["method"] == "learned"
+    overall = client.get(url, headers=keys.alice).json()
+    assert overall["method"] == "learned" and overall["evaluation"]["rho"] == 4.0
     within = client.get(f"{url}?type=classification", headers=keys.alice).json()
     assert within["method"] == "fused"  # the best within a type, by the saved evaluation
+    assert within["evaluation"]["rho"] == 3.1 and within["evaluation"]["regret@3"] == 0.7
     asked = client.get(f"{url}?type=classification&method=semb", headers=keys.alice).json()
     assert asked["method"] == "semb"  # a named method always wins
