@@ -22,7 +22,7 @@ Record = dict[str, dict[str, float | None]]  # scope -> {"targets", "rho", "regr
 
 def method_evidence(settings: Settings) -> Methods:
     """Every served method, then each yardstick the evaluation scored (random, oracle, ...)."""
-    records = _records(saved_evaluation(settings))
+    records = saved_records(settings)
     served = list(get_args(RankMethod))
     default = resolve_method(settings)
     methods = [
@@ -50,37 +50,33 @@ def resolve_method(settings: Settings, task_type: str | None = None) -> str:
     ``fused`` until it has evidence)."""
     if settings.default_method != "best":
         return settings.default_method
-    records = _records(saved_evaluation(settings))
-    return _best(records, "within" if task_type else "all") or "learned"
+    return _best(saved_records(settings), "within" if task_type else "all") or "learned"
 
 
 def method_record(settings: Settings, method: str, task_type: str | None) -> dict:
     """``method``'s saved record in the scope a request with ``task_type`` ranks in."""
-    records = _records(saved_evaluation(settings))
-    return records.get(method, {}).get("within" if task_type else "all", {})
+    record = saved_records(settings).get(method, {}).get("within" if task_type else "all", {})
+    return dict(record)  # the caller's own copy: the saved records are shared
 
 
-def saved_evaluation(settings: Settings) -> list[dict]:
-    """The evaluation saved in the ranker file (empty without one); re-read when it changes."""
+def saved_records(settings: Settings) -> dict[str, Record]:
+    """Per method and scope, the metrics of the evaluation saved in the ranker file (empty
+    without one); read again only when the file changes."""
     path = settings.ranker_file
     try:
         stamp = path.stat().st_mtime_ns
     except FileNotFoundError:
-        return []
-    return list(_evaluation_at(str(path), stamp))
+        return {}
+    return _records_at(str(path), stamp)
 
 
 @functools.lru_cache(maxsize=4)
-def _evaluation_at(path: str, stamp: int) -> tuple[dict, ...]:
+def _records_at(path: str, stamp: int) -> dict[str, Record]:
     from workers.selection.rankers import LearnedRanker
 
-    return tuple(LearnedRanker.load_evaluation(path))
-
-
-def _records(rows: list[dict]) -> dict[str, Record]:
-    """Per method, per scope, the metrics (saved by Evaluation.to_dict(): null, never NaN)."""
     records: dict[str, Record] = {}
-    for row in rows:
+    for row in LearnedRanker.load_evaluation(path):
+        # Saved by Evaluation.to_dict(): an undefined metric is already null, never NaN.
         metrics = {k: v for k, v in row.items() if k in METRICS or k.startswith("regret@")}
         records.setdefault(row["method"], {})[row["scope"]] = metrics
     return records
