@@ -8,14 +8,15 @@ gain,metric``) and fsynced before the next starts; baselines go to a sidecar CSV
 
 Resuming is reading those files: anything recorded is skipped, a checkpoint found on disk is
 loaded instead of trained, and a crash or ``kill -9`` loses at most the run in flight.
-A sidecar ``.sweep.json`` pins the settings that decide the numbers, so a CSV never mixes runs
-made under different settings.
+A sidecar ``.sweep.json`` pins the settings that decide the numbers, and ``.tasks.json`` each
+task's data hash, so a CSV never mixes runs made under different settings or on different data.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -126,6 +127,10 @@ class SweepPaths:
     def settings(self) -> Path:
         return self.results.with_suffix(".sweep.json")
 
+    @property
+    def tasks(self) -> Path:
+        return self.results.with_suffix(".tasks.json")
+
 
 @dataclass(frozen=True)
 class SweepEvent:
@@ -176,6 +181,7 @@ class _Sweep:
         self.ref, self.paths, self.config, self.emit = encoder, paths, config, emit
         self.report = SweepReport()
         _pin_settings(paths.settings, config.pinned(encoder))
+        _pin_tasks(paths.tasks, {t.name: t.content_hash() for t in [*sources, *targets]})
         found = read_results(paths.results) if paths.results.exists() else []
         self.done = {r.key for r in found}
         self.baselines = _read_baselines(paths.baselines)
@@ -360,6 +366,26 @@ def _pin_settings(path: Path, pinned: dict) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(pinned, indent=2, default=str))
+
+
+def _pin_tasks(path: Path, hashes: dict[str, str]) -> None:
+    """Record each task's data hash next to the results, or refuse a task whose data changed
+    since: its old rows and its new ones would measure different data under one name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # two sweeps may share one results file
+        handle.seek(0)
+        text = handle.read()
+        found = json.loads(text) if text.strip() else {}
+        changed = sorted(name for name, new in hashes.items() if found.get(name, new) != new)
+        if changed:
+            raise SweepSettingsError(
+                f"the data of {', '.join(changed)} changed since {path.name} recorded it: write "
+                "to another --out, or drop those tasks' old rows and their entries there"
+            )
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(found | hashes, indent=1, sort_keys=True))
 
 
 BASELINE_FIELDS = ("target", "seed", "score", "metric")

@@ -37,7 +37,7 @@ fsynced as it finishes.
 RESUMABLE: after a crash, Ctrl-C or kill -9, run the same command again: finished runs are
 skipped and cached sources loaded; at most the run in flight is lost. Seeds, sources and targets
 may be added later to the same --out; changed sizes, epochs or model are refused (they are
-pinned in <out>.sweep.json).
+pinned in <out>.sweep.json), and so is a task whose data changed (hashes in <out>.tasks.json).
 
 Tasks are names under the tasks root (TASKREC_TASKS_ROOT) or folders, comma-separated or
 repeated; "all" is every task under the root.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -165,3 +166,18 @@ def test_a_baseline_torn_by_a_crash_is_run_again_not_read_short(two_tasks, tiny_
     assert again.baselines_run == 1
     assert again.rows[0].baseline == pytest.approx(first.rows[0].baseline, abs=1e-6)
     assert again.rows[0].baseline == pytest.approx(float(score), abs=1e-6)
+
+
+def test_a_task_whose_data_changed_since_is_refused(two_tasks, toy_tasks, tiny_ref, paths) -> None:
+    sts, sentiment = two_tasks
+    run_sweep([sts], [sentiment], tiny_ref, paths, _with(seeds=(0,)))
+    recorded = json.loads(paths.tasks.read_text())
+    assert recorded == {"toy_sts": sts.content_hash(), "toy_sentiment": sentiment.content_hash()}
+    train = sentiment.splits["train"]
+    edited = dataclasses.replace(sentiment, splits={**sentiment.splits, "train": train[:-1]})
+    with pytest.raises(SweepSettingsError, match="the data of toy_sentiment changed"):
+        run_sweep([sts], [edited], tiny_ref, paths, _with(seeds=(0, 1)))
+    assert len(read_results(paths.results)) == 1  # nothing was run against the edited data
+    # unchanged tasks are still welcome, and a new one is recorded beside the others
+    run_sweep([sts], [sentiment, toy_tasks["toy_ner"]], tiny_ref, paths, _with(seeds=(0,)))
+    assert set(json.loads(paths.tasks.read_text())) == {"toy_sts", "toy_sentiment", "toy_ner"}
