@@ -49,10 +49,11 @@ transfer in 16 minutes), so a 20 × 10 × 3 matrix at those sizes is some 40 hou
 on a GPU, or grow it over several sessions (it resumes). Try two sources and one seed first,
 then grow the same --out.
 
-The project's matrix (20 sources of all five types × 10 targets × 3 seeds; 64 tokens, 200
-target rows for 3 epochs, 200 scored rows) is made by results/run-matrix.sh, which runs two
-one-thread sweeps over halves of the sources into results/matrix.csv. At those sizes the two
-made 1.8-3.8 rows a minute together on the 2-core CPU: some four hours for the 600 rows.
+The project's matrix (20 sources of all five types × 14 targets × 3 seeds, 8 on the four
+noisiest targets; 64 tokens, 200 target rows for 3 epochs, 200 scored rows; 1,240 rows) is made
+by results/run-matrix.sh, which runs two one-thread sweeps over halves of the sources into
+results/matrix.csv. At those sizes the two made 1.8-5.5 rows a minute together on the 2-core CPU
+(multiple-choice and QA targets cost 4-5 times a classification one).
 bash results/evaluate.sh evaluates it and regenerates docs/results.md and results/ranker.json.
 """
 )

@@ -10,8 +10,10 @@ import numpy as np
 from workers.selection.evaluate import EvalConfig, Evaluation, TargetResult, evaluate
 from workers.selection.rankers import LearnedConfig, LearnedRanker
 from workers.selection.report import (
+    Check,
     _regret_by_reliability,
     bootstrap_interval,
+    bootstrap_share_at_most,
     bootstrap_share_lower,
     check_goals,
     fresh_section,
@@ -19,6 +21,7 @@ from workers.selection.report import (
     learned_section,
     matrix_table,
     reliable_section,
+    shortfall_section,
     write_report,
 )
 from workers.selection.results import TransferRow
@@ -106,6 +109,17 @@ def test_bootstrap_resamples_targets_with_their_pairs_kept_together() -> None:
     # Two targets, 0 and 10: the resampled mean is 0, 5 or 10 (1/4, 1/2, 1/4).
     assert bootstrap_interval([0.0, 10.0, float("nan")]) == (0.0, 10.0)
     assert bootstrap_interval([4.0] * 5) == (4.0, 4.0)
+    assert abs(bootstrap_share_at_most([0.0, 10.0], 5.0) - 0.75) < 0.04  # means 0 and 5
+
+
+def test_goals_met_only_on_the_mean_are_called_out(world) -> None:
+    library, rows = world
+    evaluation = evaluate(rows, library, EvalConfig(methods=METHODS))
+    firm, shaky = Check("goal a", True, "detail a", 0.95), Check("goal b", True, "detail b", 0.6)
+    text = shortfall_section([firm, shaky], evaluation, rows)
+    assert "Met on the mean but not firmly" in text and "- goal b: detail b" in text
+    assert "goal a" not in text
+    assert "Nothing: every goal above is met" in shortfall_section([firm], evaluation, rows)
 
 
 def test_without_learned_the_goals_say_so(world) -> None:
