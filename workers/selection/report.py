@@ -386,20 +386,22 @@ def bootstrap_share_lower(pairs: np.ndarray, seed: int = 0) -> float:
 
 def bootstrap_interval(values: list[float], seed: int = 0) -> tuple[float, float]:
     """The central 90% of the mean over resamples of the targets (NaN values left out)."""
-    kept = np.array([v for v in values if not math.isnan(v)], dtype=float)
-    if not len(kept):
+    means = _resampled_means(values, seed)
+    if not len(means):
         return math.nan, math.nan
-    means = kept[_resample(len(kept), seed)].mean(axis=1)
     low, high = np.percentile(means, [5, 95])
     return float(low), float(high)
 
 
 def bootstrap_share_at_most(values: list[float], bound: float, seed: int = 0) -> float:
     """Share of resamples of the targets whose mean is at most ``bound`` (NaN values left out)."""
+    means = _resampled_means(values, seed)
+    return float(np.mean(means <= bound)) if len(means) else math.nan
+
+
+def _resampled_means(values: list[float], seed: int) -> np.ndarray:
     kept = np.array([v for v in values if not math.isnan(v)], dtype=float)
-    if not len(kept):
-        return math.nan
-    return float(np.mean(kept[_resample(len(kept), seed)].mean(axis=1) <= bound))
+    return kept[_resample(len(kept), seed)].mean(axis=1) if len(kept) else kept
 
 
 def _resample(n: int, seed: int) -> np.ndarray:
