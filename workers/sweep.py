@@ -181,7 +181,9 @@ class _Sweep:
         self.ref, self.paths, self.config, self.emit = encoder, paths, config, emit
         self.report = SweepReport()
         _pin_settings(paths.settings, config.pinned(encoder))
-        _pin_tasks(paths.tasks, {t.name: t.content_hash() for t in [*sources, *targets]})
+        # Hashed once: pinned beside the results and part of each source checkpoint's name.
+        self.hashes = {t.name: t.content_hash() for t in [*self.sources, *self.targets]}
+        _pin_tasks(paths.tasks, self.hashes)
         found = read_results(paths.results) if paths.results.exists() else []
         self.done = {r.key for r in found}
         self.baselines = _read_baselines(paths.baselines)
@@ -305,7 +307,7 @@ class _Sweep:
         source_n, _, _ = self.config.sizes()
         c = self.config
         payload = {
-            "data": source.content_hash(),
+            "data": self.hashes[source.name],
             "encoder": self.ref.id,
             "stage": [c.regime, source_n, c.source_seed, c.source_epochs, c.batch_size],
             "optim": [c.learning_rate, c.max_steps, asdict(c.features())],

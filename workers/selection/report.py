@@ -320,8 +320,9 @@ def check_goals(evaluation: Evaluation, scope: str = "all") -> list[Check]:
             if rival not in summary or metric not in learned:
                 continue
             mine, theirs = learned[metric], summary[rival][metric]
-            better, equal, worse = head_to_head(evaluation, scope, rival, metric)
-            share = bootstrap_share_lower(paired_values(evaluation, scope, rival, metric))
+            pairs = paired_values(evaluation, scope, rival, metric)
+            better, equal, worse = _better_equal_worse(pairs)
+            share = bootstrap_share_lower(pairs)
             detail = (
                 f"{mine:.2f} vs {theirs:.2f}; target by target better on {better}, "
                 f"equal on {equal}, worse on {worse}; lower in {share:.0%} of "
@@ -368,7 +369,10 @@ def head_to_head(
 ) -> tuple[int, int, int]:
     """On how many targets learned's ``metric`` (lower is better) is better, equal and worse
     than ``rival``'s."""
-    pairs = paired_values(evaluation, scope, rival, metric)
+    return _better_equal_worse(paired_values(evaluation, scope, rival, metric))
+
+
+def _better_equal_worse(pairs: np.ndarray) -> tuple[int, int, int]:
     better = int(np.sum(pairs[:, 0] < pairs[:, 1] - 1e-9))
     worse = int(np.sum(pairs[:, 0] > pairs[:, 1] + 1e-9))
     return better, len(pairs) - better - worse, worse
