@@ -62,6 +62,7 @@ def _include_routers(app: FastAPI) -> None:
     from service.auth.router import router as auth
     from service.batches.router import router as batches
     from service.embeddings.router import router as embeddings
+    from service.evidence.router import router as evidence
     from service.health.router import router as health
     from service.jobs.router import router as jobs
     from service.library.router import router as library
@@ -70,6 +71,6 @@ def _include_routers(app: FastAPI) -> None:
     from service.tasks.router import router as tasks
     from service.transfers.router import router as transfers
 
-    routers = (health, auth, tasks, embeddings, recommendations, library, jobs, transfers)
+    routers = (health, auth, tasks, embeddings, evidence, recommendations, library, jobs, transfers)
     for router in (*routers, oneshot_router, batches):
         app.include_router(router)

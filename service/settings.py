@@ -52,6 +52,16 @@ class Settings(BaseSettings):
         "random,datasize,taskemb,taskemb_centred,textemb,semb,fused,learned,oracle"
     )
 
+    # Evidence: measured transfers per transfer model (the model a user fine-tunes, named as
+    # they load it; distinct from ``model``, the embedding encoder)
+    transfer_model: str = "all-MiniLM-L6-v2"  # whose evidence ranks a request that names none
+    # Sweep CSVs the deployment ships, by evidence-set name ({"minilm-10k": "results/..."}):
+    # imported on start when missing or changed; the transfer model and protocol come from each
+    # file's ``.sweep.json``. The first set of a transfer model becomes its default.
+    evidence_files: dict[str, Path] = {}
+    evidence_max_bytes: int = 20 * 1024 * 1024  # one imported file
+    evidence_max_rows: int = 200_000  # rows of one imported file
+
     # Service: deployment
     env: str = "development"  # "production" refuses unsafe settings (short admin key, ...)
     host: str = "127.0.0.1"

@@ -70,8 +70,8 @@ def serve(
     upgrade(settings.db_url)
     context = build_context(settings)
     _announce_admin_key(context)
-    if settings.register_library_on_start:
-        threading.Thread(target=_register_library, args=(context,), daemon=True).start()
+    if settings.register_library_on_start or settings.evidence_files:
+        threading.Thread(target=_prepare_library, args=(context,), daemon=True).start()
     stderr.print(
         f"taskrec on http://{settings.host}:{settings.port} — jobs: {context.dispatcher.describe()}"
     )
@@ -112,15 +112,19 @@ def _announce_admin_key(context) -> None:
         print(key, flush=True)
 
 
-def _register_library(context) -> None:
+def _prepare_library(context) -> None:
+    """Register the tasks root as the library, then import the shipped evidence sets (their
+    task names must be library tasks)."""
     from service.auth.service import ADMIN_OWNER
+    from service.evidence.service import sync_shipped_logged
     from service.library.service import register_root
 
-    count = register_root(context, ADMIN_OWNER)
-    if count:
-        logging.getLogger(__name__).info(
-            "registered %s library tasks from %s", count, context.settings.tasks_root
-        )
+    log = logging.getLogger(__name__)
+    if context.settings.register_library_on_start:
+        count = register_root(context, ADMIN_OWNER)
+        if count:
+            log.info("registered %s library tasks from %s", count, context.settings.tasks_root)
+    sync_shipped_logged(context)
 
 
 def worker(

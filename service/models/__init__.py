@@ -4,6 +4,8 @@ from service.models.api_key import ApiKey
 from service.models.base import Base, utcnow
 from service.models.batch import Batch
 from service.models.embedding import Embedding
+from service.models.evidence_row import EvidenceRow
+from service.models.evidence_set import EvidenceOrigin, EvidenceSet
 from service.models.job import Job, JobKind, JobState
 from service.models.library_version import LibraryVersion
 from service.models.owner import Owner
@@ -17,6 +19,9 @@ __all__ = [
     "Base",
     "Batch",
     "Embedding",
+    "EvidenceOrigin",
+    "EvidenceRow",
+    "EvidenceSet",
     "Job",
     "JobKind",
     "JobState",

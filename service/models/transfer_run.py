@@ -26,3 +26,5 @@ class TransferRun(CreatedAt, Base):
     regime: Mapped[str] = mapped_column(String(16))
     seeds: Mapped[list[Any]] = mapped_column(default=list)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # An admin shared its result as evidence for every owner (otherwise: its owner's alone)
+    shared: Mapped[bool] = mapped_column(default=False)

@@ -1,12 +1,14 @@
 """The learned ranker, served: FAISS finds the candidates, measured transfers order them.
 
-Evidence is the ranker file (``taskrec evaluate --save-ranker``, trained on the sweep matrix)
-plus every finished single-source transfer run in the database, so each transfer job the service
-finishes counts from the next request on. With no evidence at all the ranker falls back to its
-prior (a similarity method), and says so in the response's note.
+Evidence belongs to the model that was fine-tuned (the *transfer model*): a request ranks with
+that model's evidence sets (``service.evidence``: the named ones, or its defaults) plus the
+finished single-source transfer runs of the requesting owner (and those an admin shared) that
+fine-tuned the same model. The ranker file (``taskrec evaluate --save-ranker``) supplies the
+ranker's settings and its saved evaluation, not evidence. With no evidence, or too little to fit,
+the caller ranks by an evidence-free method and says so.
 
-Tasks are keyed as the ranker file keys them: a library task by its name (the sweep's names),
-any other task by ``task:<id>`` so an owner's task can never pose as a library task.
+Tasks are keyed as evidence keys them: a library task by its name (the sweep's names), any other
+task by ``task:<id>`` so an owner's task can never pose as a library task.
 """
 
 from __future__ import annotations
@@ -38,13 +40,19 @@ class Evidence:
     task_ids: dict[str, int]  # ranker key -> task id
 
 
-def evidence_stamp(session: Session, ranker_file: Path) -> tuple:
-    """Changes whenever a transfer run finishes or the ranker file is replaced (cache keys)."""
-    count, last = session.execute(
+def evidence_stamp(session: Session, owner_id: int | None) -> tuple:
+    """Changes whenever an evidence set is added, removed or made default, or a transfer run
+    visible to ``owner_id`` as evidence finishes (cache keys)."""
+    from service.evidence.repository import stamp
+
+    visible = TransferRun.owner_id == owner_id
+    query = (
         select(func.count(TransferResult.id), func.max(TransferResult.id))
-    ).one()
-    mtime = ranker_file.stat().st_mtime_ns if ranker_file.is_file() else None
-    return (count, last, str(ranker_file), mtime)
+        .join(TransferRun, TransferResult.run_id == TransferRun.id)
+        .where(visible | TransferRun.shared.is_(True))
+    )
+    count, last = session.execute(query).one()
+    return (count, last, stamp(session))
 
 
 @dataclass(frozen=True)
@@ -53,18 +61,36 @@ class FittedRanker:
 
     ranker: object  # workers.selection.rankers.LearnedRanker (torch-free, imported lazily)
     task_ids: dict[str, int]  # ranker key -> task id
+    own_rows: int  # of the rows, how many came from the owner's (or shared) transfer runs
 
 
-def fit_ranker(session: Session, encoder_id: str, ranker_file: Path) -> FittedRanker:
-    """Fit on the ranker file's evidence plus the finished transfer runs; reads only their tasks."""
-    from workers.selection.rankers import saved_ranker
+def fit_ranker(
+    session: Session,
+    encoder_id: str,
+    ranker_file: Path,
+    set_rows: list,
+    own: Evidence,
+) -> FittedRanker:
+    """Fit on the evidence sets' rows plus the owner's runs; reads only the tasks they name.
+    The ranker's settings are the ranker file's (the defaults without one)."""
+    from workers.selection.rankers import LearnedRanker
 
-    evidence = _evidence(session)
-    keys = {**evidence.task_ids, **_library_keys(session, _saved_names(ranker_file))}
+    names = {name for row in set_rows for name in (row.source, row.target)}
+    keys = {**own.task_ids, **_library_keys(session, names)}
     library = _library(session, keys, encoder_id)
     known = set(library.specs)
-    rows = [r for r in evidence.rows if r.source in known and r.target in known]
-    return FittedRanker(saved_ranker(ranker_file, library, rows), keys)
+    rows = [r for r in [*set_rows, *own.rows] if r.source in known and r.target in known]
+    ranker = LearnedRanker(library, _saved_config(ranker_file)).fit(rows)
+    kept = set(rows)
+    return FittedRanker(ranker, keys, sum(1 for r in own.rows if r in kept))
+
+
+def _saved_config(ranker_file: Path):
+    from workers.selection.rankers import LearnedConfig, LearnedRanker
+
+    if not ranker_file.is_file():
+        return LearnedConfig()
+    return LearnedRanker.load_evidence(ranker_file).config
 
 
 def rank_learned(
@@ -112,19 +138,27 @@ def _note(ranker) -> str:
     )
 
 
-def _evidence(session: Session) -> Evidence:
-    """Finished single-source transfer runs as ``TransferRow``s, one per seed."""
+def own_evidence(session: Session, owner_id: int | None, transfer_model: str) -> Evidence:
+    """Finished single-source sequential runs of ``owner_id`` (or shared by an admin) that
+    fine-tuned ``transfer_model``, as ``TransferRow``s, one per seed."""
+    from workers.selection.evidence import same_transfer_model, transfer_model_name
     from workers.selection.results import TransferRow
 
     query = (
         select(TransferRun, TransferResult)
         .join(TransferResult, TransferResult.run_id == TransferRun.id)
-        .where(TransferRun.strategy == "sequential", TransferRun.target_task_id.is_not(None))
+        .where(
+            TransferRun.strategy == "sequential",
+            TransferRun.target_task_id.is_not(None),
+            (TransferRun.owner_id == owner_id) | TransferRun.shared.is_(True),
+        )
     )
     runs = [
         (run, result)
         for run, result in session.execute(query)
-        if len(run.sources) == 1 and run.sources[0].get("id") is not None
+        if len(run.sources) == 1
+        and run.sources[0].get("id") is not None
+        and same_transfer_model(transfer_model, transfer_model_name(_run_model(run)))
     ]
     ids = {i for run, _ in runs for i in (run.target_task_id, run.sources[0]["id"])}
     task_ids = _keys(session, list(ids))  # one query for every run's tasks
@@ -143,14 +177,11 @@ def _evidence(session: Session) -> Evidence:
     return Evidence(rows, task_ids)
 
 
-def _saved_names(ranker_file: Path) -> set[str]:
-    """The task names in the ranker file's evidence (none when there is no file)."""
-    from workers.selection.rankers import LearnedRanker
+def _run_model(run: TransferRun) -> str:
+    """The model a run fine-tuned (runs store the encoder they loaded as ``model``)."""
+    from workers.selection.evidence import PACKAGED_TRANSFER_MODEL
 
-    if not ranker_file.is_file():
-        return set()
-    saved = LearnedRanker.load_evidence(ranker_file).evidence
-    return {name for target, sources in saved.items() for name in (target, *sources)}
+    return str((run.config or {}).get("model") or PACKAGED_TRANSFER_MODEL)
 
 
 def _library_keys(session: Session, names: set[str]) -> dict[str, int]:

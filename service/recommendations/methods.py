@@ -53,10 +53,54 @@ def resolve_method(settings: Settings, task_type: str | None = None) -> str:
     return _best(saved_records(settings), "within" if task_type else "all") or "learned"
 
 
-def method_record(settings: Settings, method: str, task_type: str | None) -> dict:
-    """``method``'s saved record in the scope a request with ``task_type`` ranks in."""
+def method_record(
+    settings: Settings, method: str, task_type: str | None, transfer_model: str | None = None
+) -> dict:
+    """``method``'s saved record in the scope a request with ``task_type`` ranks in; empty when
+    the request's ``transfer_model`` is not the one the saved evaluation measured (another
+    model's record says nothing about this one)."""
+    if transfer_model is not None and not _evaluated_for(settings, transfer_model):
+        return {}
     record = saved_records(settings).get(method, {}).get("within" if task_type else "all", {})
     return dict(record)  # the caller's own copy: the saved records are shared
+
+
+def best_evidence_free(settings: Settings, task_type: str | None) -> str:
+    """The served method that needs no measured transfers and ranked best in the saved
+    evaluation (within the type when a request keeps to one); ``fused`` without one."""
+    records = saved_records(settings)
+    free = {m: r for m, r in records.items() if m != "learned"}
+    return _best(free, "within" if task_type else "all") or "fused"
+
+
+def evaluated_transfer_model(settings: Settings) -> str:
+    """The transfer model whose transfers the saved evaluation measured (normalised): the
+    ranker file's ``transfer_model``, or the service's default for a file without one."""
+    from workers.selection.evidence import transfer_model_name
+
+    path = settings.ranker_file
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return transfer_model_name(settings.transfer_model)
+    saved = _transfer_model_at(str(path), stamp)
+    return transfer_model_name(saved or settings.transfer_model)
+
+
+def _evaluated_for(settings: Settings, transfer_model: str) -> bool:
+    from workers.selection.evidence import same_transfer_model, transfer_model_name
+
+    asked = transfer_model_name(transfer_model)
+    recorded = evaluated_transfer_model(settings)
+    return same_transfer_model(asked, recorded) or same_transfer_model(recorded, asked)
+
+
+@functools.lru_cache(maxsize=4)
+def _transfer_model_at(path: str, stamp: int) -> str | None:
+    import json
+    from pathlib import Path
+
+    return json.loads(Path(path).read_text()).get("transfer_model")
 
 
 def saved_records(settings: Settings) -> dict[str, Record]:

@@ -74,7 +74,7 @@ def _result(context, owner_id, task_id, job_id, k, method, task_type) -> OneShot
         ranked = None
         if job.state == JobState.SUCCEEDED:
             ranked = service.recommend(
-                session, context, task, k=k, method=method, task_type=task_type
+                session, context, task, k=k, method=method, task_type=task_type, owner_id=owner.id
             )
         return OneShot(
             task=tasks.read_model(session, context.settings, task),

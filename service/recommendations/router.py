@@ -9,6 +9,7 @@ from service.auth.dependencies import CurrentOwner
 from service.auth.exceptions import NotAuthenticated
 from service.dependencies import ContextDep, SessionDep
 from service.errors import responses
+from service.evidence.exceptions import EvidenceMismatch, EvidenceSetNotFound
 from service.recommendations import service
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.recommendations.methods import method_evidence, resolve_method
@@ -35,21 +36,47 @@ router = APIRouter(
 @router.get(
     "/{task_id}/recommendations",
     response_model=Recommendations,
-    responses=responses(TaskNotFound, EmbeddingsNotReady),
+    responses=responses(TaskNotFound, EmbeddingsNotReady, EvidenceSetNotFound, EvidenceMismatch),
 )
 def recommendations(
     task: VisibleTask,
+    owner: CurrentOwner,
     session: SessionDep,
     context: ContextDep,
     k: Annotated[int, Query(ge=1, le=1000)] = 10,
     method: RankMethod | None = None,
     type: TaskTypeName | None = None,
-    model: str | None = None,
+    model: Annotated[str | None, Query(description="the embedding encoder")] = None,
+    transfer_model: Annotated[
+        str | None,
+        Query(
+            max_length=300,
+            description="the model you will fine-tune (default: the service's); `learned` "
+            "ranks with its measured transfers",
+        ),
+    ] = None,
+    evidence_set: Annotated[
+        list[str],
+        Query(description="evidence sets to rank with (default: the transfer model's)"),
+    ] = [],  # noqa: B006 (FastAPI reads the default)
 ) -> Response:
-    """The nearest library tasks, best first, with per-component evidence (409 until embedded)."""
+    """The nearest library tasks, best first, with per-component evidence (409 until embedded).
+
+    ``learned`` (and the default, where it is the best method) ranks with the measured transfers
+    of ``transfer_model``; the answer's ``evidence`` names the sets and runs it used, or why it
+    ranked by embeddings alone."""
     chosen = method or resolve_method(context.settings, type)
     result = service.recommend(
-        session, context, task, k=k, method=chosen, task_type=type, model=model
+        session,
+        context,
+        task,
+        k=k,
+        method=chosen,
+        task_type=type,
+        model=model,
+        owner_id=owner.id,
+        transfer_model=transfer_model,
+        evidence_sets=tuple(evidence_set),
     )
     # Serialised by pydantic directly: FastAPI's re-validation of the response model cost more
     # than a cached ranking itself (``bench/recommend.py``).

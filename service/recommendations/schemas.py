@@ -4,6 +4,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from service.evidence.schemas import EvidenceUsed
+
 RankMethod = Literal["taskemb", "textemb", "semb", "fused", "learned"]
 
 
@@ -34,6 +36,10 @@ class Recommendations(BaseModel):
     library: LibraryCoverage
     ranking: list[RankedTask]
     note: str | None = None  # e.g. how much of the library is not ready yet
+    # The model the user will fine-tune, whose measured transfers ranked this (learned), and
+    # exactly which evidence that was; None for the methods that read embeddings alone
+    transfer_model: str | None = None
+    evidence: EvidenceUsed | None = None
     # This method's leave-one-target-out record in the request's scope (within its type when
     # ?type= is given) from the ranker file's saved evaluation: {"rho", "regret@3", ...}
     evaluation: dict[str, float | None] = {}

@@ -9,6 +9,7 @@ larger than the candidate depth the result equals ``rank_library``'s.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -18,12 +19,19 @@ from sqlalchemy.orm import Session
 from service.context import AppContext
 from service.db import on_commit
 from service.embeddings import repository as embeddings
+from service.evidence import service as evidence_service
+from service.evidence.schemas import EvidenceUsed
 from service.models import Task
 from service.recommendations import repository
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.recommendations.index import IndexDelta, IndexKey, Snapshot, normalised
-from service.recommendations.learned import evidence_stamp, fit_ranker, rank_learned
-from service.recommendations.methods import method_record
+from service.recommendations.learned import (
+    evidence_stamp,
+    fit_ranker,
+    own_evidence,
+    rank_learned,
+)
+from service.recommendations.methods import best_evidence_free, method_record
 from service.recommendations.schemas import LibraryCoverage, RankedTask, Recommendations
 
 
@@ -58,31 +66,45 @@ def recommend(
     method: str,
     task_type: str | None = None,
     model: str | None = None,
+    owner_id: int | None = None,
+    transfer_model: str | None = None,
+    evidence_sets: tuple[str, ...] = (),
 ) -> Recommendations:
     """The ``k`` nearest library tasks to ``target`` by ``method``; 409 until it is embedded.
 
-    Answers are kept in ``context.recommendations`` under the target's newest embedding, the
-    library version and the query, so a repeated question skips the search.
+    ``learned`` ranks with the measured transfers of ``transfer_model`` (the setting's by
+    default): the named ``evidence_sets`` or that model's defaults, plus the finished transfers
+    of ``owner_id`` (and shared ones). Without enough of them it ranks by the best evidence-free
+    method and says why. Answers are kept in ``context.recommendations`` under the target's
+    newest embedding, the library version, the query and the evidence's stamp, so a repeated
+    question skips the search.
     """
     from workers.similarity import FUSED_METHODS
 
     settings = context.settings
     model = model or settings.model
+    transfer_model = transfer_model or settings.transfer_model
+    chosen = None
+    if method == "learned":  # 404/422 for a bad evidence_set= before any work
+        chosen = evidence_service.choose(session, transfer_model, list(evidence_sets))
     methods = FUSED_METHODS if method in ("fused", "learned") else (method,)
     encoder_id, vectors, revision = _target_vectors(session, target, model, methods)
     version = repository.version(session, encoder_id)
     key = (target.id, revision, encoder_id, version, k, method, task_type, model)
-    stamp = evidence_stamp(session, settings.ranker_file) if method == "learned" else ()
-    key += stamp  # for learned, a finished transfer run or a new ranker file changes the answer
+    stamp: tuple = ()
+    if chosen is not None:  # a new set, default or finished run changes the answer
+        stamp = (owner_id, chosen.transfer_model, tuple(s.id for s in chosen.sets))
+        stamp += evidence_stamp(session, owner_id)
+    key += stamp
     cached = context.recommendations.get(key)
     if cached is not None:
-        return _with_record(cached, settings, method, task_type)
+        return _with_record(cached, settings, task_type)
     twins = repository.same_data(session, target)
     excluded = {target.id, *(task_id for task_id, _ in twins)}
     ranker = _Ranker(session, context, excluded, encoder_id, version, task_type, methods)
-    if method == "learned":
-        fit_key = (encoder_id, version, *stamp)
-        result = _rank_learned(session, context, ranker, target, vectors, fit_key, k=k, model=model)
+    if chosen is not None:
+        learned = _Learned(chosen, owner_id, (encoder_id, version, *stamp))
+        result = _rank_learned(session, context, ranker, target, vectors, learned, k=k, model=model)
     else:
         result = _rank(session, ranker, target, vectors, k=k, method=method, model=model)
     if twins:
@@ -94,30 +116,52 @@ def recommend(
             update={"note": "; ".join(filter(None, (result.note, left_out)))}
         )
     context.recommendations.put(key, result)
-    return _with_record(result, settings, method, task_type)
+    return _with_record(result, settings, task_type)
 
 
-def _with_record(result: Recommendations, settings, method: str, task_type: str | None):
-    # Added on the way out, not cached: a new ranker file brings a new record at once.
-    record = method_record(settings, method, task_type)
+def _with_record(result: Recommendations, settings, task_type: str | None):
+    # Added on the way out, not cached: a new ranker file brings a new record at once. The
+    # record measured the ranker file's transfer model: another model's answer gets none.
+    record = method_record(settings, result.method, task_type, result.transfer_model)
     return result.model_copy(update={"evaluation": record}) if record else result
 
 
+@dataclass(frozen=True)
+class _Learned:
+    chosen: evidence_service.Chosen
+    owner_id: int | None
+    fit_key: tuple  # encoder, library version, evidence stamp
+
+
 def _rank_learned(
-    session, context, ranker, target, vectors, fit_key, *, k, model
+    session, context, ranker, target, vectors, learned: _Learned, *, k, model
 ) -> Recommendations:
     """The fused ranking's top ``learned_candidates``, re-ordered by the learned ranker; each
     task's evidence holds the ranker's parts next to the similarities. The fitted ranker is kept
-    under ``fit_key`` (encoder, library version, evidence stamp): requests refit only after new
-    evidence."""
+    under ``fit_key``: requests refit only after new evidence. Too little evidence to fit: the
+    best evidence-free method ranks, and the answer says so."""
     settings = context.settings
+    fitted = context.learned_fits.get(learned.fit_key)
+    if fitted is None:
+        chosen = learned.chosen
+        own = own_evidence(session, learned.owner_id, chosen.transfer_model)
+        rows = evidence_service.rows(session, chosen)
+        fitted = fit_ranker(session, ranker.encoder_id, settings.ranker_file, rows, own)
+        context.learned_fits.put(learned.fit_key, fitted)
+    used = _evidence_used(learned.chosen, fitted)
+    if not used.used:
+        fallback = best_evidence_free(settings, ranker.task_type)
+        result = _rank_by(session, context, ranker, target, fallback, k=k, model=model)
+        note = (
+            f"ranked by {fallback}, the best evidence-free method in the saved evaluation: "
+            f"{used.reason}"
+        )
+        notes = "; ".join(n for n in (result.note, note) if n)
+        update = {"note": notes, "transfer_model": used.transfer_model, "evidence": used}
+        return result.model_copy(update=update)
     fused = _rank(
         session, ranker, target, vectors, k=settings.learned_candidates, method="fused", model=model
     )
-    fitted = context.learned_fits.get(fit_key)
-    if fitted is None:
-        fitted = fit_ranker(session, ranker.encoder_id, settings.ranker_file)
-        context.learned_fits.put(fit_key, fitted)
     by_id = {r.task_id: r for r in fused.ranking}
     picks, note = rank_learned(session, target, list(by_id), ranker.encoder_id, fitted)
     ranking = [
@@ -126,8 +170,58 @@ def _rank_learned(
         )
         for p in picks[:k]
     ]
-    notes = "; ".join(n for n in (fused.note, note) if n)
-    return fused.model_copy(update={"method": "learned", "k": k, "ranking": ranking, "note": notes})
+    note = f"{note}; evidence of {used.transfer_model}: {_evidence_words(used)}"
+    update = {
+        "method": "learned",
+        "k": k,
+        "ranking": ranking,
+        "note": "; ".join(n for n in (fused.note, note) if n),
+        "transfer_model": used.transfer_model,
+        "evidence": used,
+    }
+    return fused.model_copy(update=update)
+
+
+def _rank_by(session, context, ranker: _Ranker, target, method: str, *, k, model):
+    """``target`` ranked by a similarity ``method`` (its own vectors and indexes)."""
+    from workers.similarity import FUSED_METHODS
+
+    methods = FUSED_METHODS if method == "fused" else (method,)
+    encoder_id, vectors, _ = _target_vectors(session, target, model, methods)
+    by_method = _Ranker(
+        session, context, ranker.excluded, encoder_id, ranker.version, ranker.task_type, methods
+    )
+    return _rank(session, by_method, target, vectors, k=k, method=method, model=model)
+
+
+def _evidence_used(chosen: evidence_service.Chosen, fitted) -> EvidenceUsed:
+    ranker = fitted.ranker
+    targets = len(ranker.evidence)
+    pairs = sum(len(m) for m in ranker.evidence.values())
+    reason = chosen.reason
+    if ranker.model is None and reason is None:
+        needed = ranker.config.min_targets
+        reason = (
+            f"{targets} measured target(s) of {chosen.transfer_model!r} ({pairs} pairs), too "
+            f"few to fit the learned ranker (it needs {needed})"
+        )
+    return EvidenceUsed(
+        transfer_model=chosen.transfer_model,
+        sets=[s.name for s in chosen.sets],
+        protocol=chosen.protocol,
+        own_transfers=fitted.own_rows,
+        targets=targets,
+        pairs=pairs,
+        used=ranker.model is not None,
+        reason=None if ranker.model is not None else reason,
+    )
+
+
+def _evidence_words(used: EvidenceUsed) -> str:
+    parts = [f"set(s) {', '.join(used.sets)}"] if used.sets else []
+    if used.own_transfers:
+        parts.append(f"{used.own_transfers} rows from your finished transfers")
+    return " and ".join(parts) or "your finished transfers"
 
 
 def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendations:

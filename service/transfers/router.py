@@ -4,15 +4,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from service.auth.dependencies import CurrentOwner
-from service.auth.exceptions import NotAuthenticated
+from service.auth.dependencies import AdminOwner, CurrentOwner
+from service.auth.exceptions import AdminRequired, NotAuthenticated
 from service.dependencies import ContextDep, SessionDep
 from service.errors import responses
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.tasks.exceptions import TaskNotFound
 from service.transfers import service
 from service.transfers.exceptions import NoSources, TransferInvalid, TransferNotFound
-from service.transfers.schemas import TransferCreate, TransferPage, TransferRead
+from service.transfers.schemas import TransferCreate, TransferPage, TransferRead, TransferShare
 
 router = APIRouter(
     prefix="/v1/transfers", tags=["transfers"], responses=responses(NotAuthenticated)
@@ -51,3 +51,20 @@ def list_transfers(
 def read_transfer(run_id: int, owner: CurrentOwner, session: SessionDep) -> TransferRead:
     """A run's state and, once done, per-stage metrics, baseline and gain (mean ± std)."""
     return service.read_models(session, [service.visible(session, owner, run_id)])[0]
+
+
+@router.put(
+    "/{run_id}/shared",
+    response_model=TransferRead,
+    responses=responses(AdminRequired, TransferNotFound),
+)
+def share_transfer(
+    run_id: int,
+    admin: AdminOwner,
+    session: SessionDep,
+    body: TransferShare | None = None,
+) -> TransferRead:
+    """Share a finished run as evidence for every owner's recommendations, or (``{"shared":
+    false}``) make it its owner's alone again (admins)."""
+    run = service.share(session, admin, run_id, (body or TransferShare()).shared)
+    return service.read_models(session, [run])[0]

@@ -116,7 +116,14 @@ class TransferRead(BaseModel):
     seeds: list[int]
     config: dict[str, Any]
     result: TransferResultRead | None
+    # An admin shared it: its result is evidence for every owner's recommendations (otherwise
+    # for its owner's alone)
+    shared: bool = False
     created_at: datetime
+
+
+class TransferShare(BaseModel):
+    shared: bool = True
 
 
 class TransferPage(BaseModel):

@@ -105,7 +105,15 @@ def _sources(
     session: Session, context: AppContext, owner: Owner, target: Task, body: TransferCreate
 ) -> list[Task]:
     if body.sources == "auto":
-        ranked = recommendations.recommend(session, context, target, k=body.k, method=body.method)
+        ranked = recommendations.recommend(
+            session,
+            context,
+            target,
+            k=body.k,
+            method=body.method,
+            owner_id=owner.id,
+            transfer_model=body.model or context.settings.model,
+        )
         if not ranked.ranking:
             raise NoSources("no library task is ready to recommend as a source yet")
         return [session.get(Task, r.task_id) for r in ranked.ranking]
@@ -120,6 +128,14 @@ def visible(session: Session, owner: Owner, run_id: int) -> TransferRun:
     run = repository.visible(session, owner, run_id)
     if run is None:
         raise TransferNotFound(f"no transfer {run_id}")
+    return run
+
+
+def share(session: Session, admin: Owner, run_id: int, shared: bool) -> TransferRun:
+    """Share a run's result as evidence for every owner, or stop sharing it (admins)."""
+    run = visible(session, admin, run_id)
+    run.shared = shared
+    session.flush()
     return run
 
 
@@ -148,6 +164,7 @@ def _read(run: TransferRun, job, result: TransferResult | None) -> TransferRead:
         seeds=list(run.seeds),
         config=run.config,
         result=_result(result) if result else None,
+        shared=run.shared,
         created_at=run.created_at,
     )
 

@@ -30,7 +30,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_from_empty_and_down_again(empty_url):
     assert current_revision(empty_url) is None
     upgrade(empty_url)
-    assert current_revision(empty_url) == "0003"
+    assert current_revision(empty_url) == "0004"
     assert _tables(empty_url) == set(Base.metadata.tables) | {"alembic_version"}
     engine = make_engine(empty_url, pooled=False)
     with engine.connect() as connection:
@@ -41,4 +41,4 @@ def test_upgrade_from_empty_and_down_again(empty_url):
     assert current_revision(empty_url) is None
     assert _tables(empty_url) == {"alembic_version"}
     upgrade(empty_url)
-    assert current_revision(empty_url) == "0003"
+    assert current_revision(empty_url) == "0004"

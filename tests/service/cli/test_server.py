@@ -25,7 +25,7 @@ def test_db_upgrade_and_current(tmp_path, monkeypatch):
     assert runner.invoke(app, ["db", "current", "--data-dir", data_dir]).stdout.strip() == "empty"
     result = runner.invoke(app, ["db", "upgrade", "--data-dir", data_dir])
     assert result.exit_code == 0, result.output
-    assert runner.invoke(app, ["db", "current", "--data-dir", data_dir]).stdout.strip() == "0003"
+    assert runner.invoke(app, ["db", "current", "--data-dir", data_dir]).stdout.strip() == "0004"
 
 
 def test_worker_needs_a_broker(tmp_path, monkeypatch):

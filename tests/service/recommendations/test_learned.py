@@ -1,8 +1,7 @@
-"""method=learned: FAISS candidates re-ordered by a ranker that learns from finished transfers."""
+"""method=learned: FAISS candidates re-ordered by a ranker that learns from measured transfers of
+the request's transfer model: evidence sets and the owner's own finished transfers."""
 
 from __future__ import annotations
-
-import json
 
 from service.auth.repository import owner_by_name
 from service.db import unit_of_work
@@ -12,19 +11,20 @@ from workers.selection.rankers import LearnedConfig
 GOOD, BAD = "lib05", "lib06"  # a donor that helps every measured target, and one that hurts
 
 
-def _url(target: int, k: int = 11) -> str:
-    return f"/v1/tasks/{target}/recommendations?k={k}&method=learned"
+def _url(target: int, k: int = 11, extra: str = "") -> str:
+    return f"/v1/tasks/{target}/recommendations?k={k}&method=learned{extra}"
 
 
 def _places(body: dict) -> dict[str, int]:
     return {item["task"]: place for place, item in enumerate(body["ranking"])}
 
 
-def _record_runs(session_factory, ids: dict[str, int]) -> None:
-    """Finished single-source runs: on four library targets GOOD gains, BAD loses, lib07 ties."""
+def _record_runs(session_factory, ids: dict[str, int], owner: str = "alice") -> None:
+    """``owner``'s finished single-source runs: on four library targets GOOD gains, BAD loses,
+    lib07 ties."""
     gains = {GOOD: 8.0, BAD: -6.0, "lib07": 0.0}
     with unit_of_work(session_factory) as session:
-        admin = owner_by_name(session, "root")
+        admin = owner_by_name(session, owner)
         for target in ("lib00", "lib01", "lib02", "lib03"):
             for source, gain in gains.items():
                 run = TransferRun(
@@ -58,13 +58,17 @@ def _record_runs(session_factory, ids: dict[str, int]) -> None:
                 )
 
 
-def test_without_evidence_learned_is_its_prior(client, keys, synthetic):
+def test_without_evidence_learned_says_so_and_ranks_by_embeddings(client, keys, synthetic):
     target = synthetic["target"]
     learned = client.get(_url(target), headers=keys.alice).json()
     fused = client.get(_url(target).replace("learned", "fused"), headers=keys.alice).json()
-    assert learned["method"] == "learned" and "too few to fit" in learned["note"]
+    assert learned["method"] == "fused"  # no saved evaluation: fused is the evidence-free pick
     assert [r["task"] for r in learned["ranking"]] == [r["task"] for r in fused["ranking"]]
-    assert all(r["components"]["learned.weight"] == 0.0 for r in learned["ranking"])
+    evidence = learned["evidence"]
+    assert evidence["used"] is False and evidence["sets"] == [] and evidence["pairs"] == 0
+    assert evidence["reason"] == "no measured transfers of 'all-minilm-l6-v2'"
+    assert "ranked by fused, the best evidence-free method" in learned["note"]
+    assert fused["evidence"] is None and fused["transfer_model"] is None
 
 
 def test_finished_transfers_move_the_ranking(client, keys, synthetic, session_factory):
@@ -73,7 +77,18 @@ def test_finished_transfers_move_the_ranking(client, keys, synthetic, session_fa
     _record_runs(session_factory, synthetic)
     body = client.get(_url(target), headers=keys.alice).json()  # not the cached answer
     after = _places(body)
+    assert body["method"] == "learned"
     assert "fitted on 4 measured targets (12 pairs)" in body["note"]
+    assert body["evidence"] == {
+        "transfer_model": "all-minilm-l6-v2",
+        "sets": [],
+        "protocol": None,
+        "own_transfers": 24,
+        "targets": 4,
+        "pairs": 12,
+        "used": True,
+        "reason": None,
+    }
     assert after != before and after[GOOD] < after[BAD]
     parts = {r["task"]: r["components"] for r in body["ranking"]}
     good, bad = parts[GOOD], parts[BAD]
@@ -84,18 +99,47 @@ def test_finished_transfers_move_the_ranking(client, keys, synthetic, session_fa
     assert {"learned.model", "learned.prior", "taskemb.rrf", "textemb.mean"} <= set(good)
 
 
-def test_the_ranker_file_is_evidence_too(client, keys, synthetic, settings):
-    evidence = [
-        {"target": t, "source": s, "score": 60 + g, "gain": g, "seeds": 3}
-        for t in ("lib00", "lib01", "lib02")
-        for s, g in ((GOOD, 5.0), (BAD, -5.0))
-    ]
-    ranker = {"config": {}, "prior": "fused", "model": None, "evidence": evidence}
-    settings.ranker_file.parent.mkdir(parents=True, exist_ok=True)
-    settings.ranker_file.write_text(json.dumps(ranker))
-    body = client.get(_url(synthetic["target"]), headers=keys.alice).json()
-    assert "fitted on 3 measured targets (6 pairs)" in body["note"]
+def test_an_owners_transfers_are_evidence_for_that_owner_until_shared(
+    client, keys, synthetic, session_factory
+):
+    _record_runs(session_factory, synthetic, owner="alice")
+    target = synthetic["lib09"]  # a library task: bob may ask about it
+    bobs = client.get(_url(target), headers=keys.bob).json()
+    assert bobs["evidence"]["used"] is False and bobs["evidence"]["own_transfers"] == 0
+    runs = client.get("/v1/transfers", headers=keys.alice).json()["items"]
+    assert len(runs) == 12
+    refused = client.put(f"/v1/transfers/{runs[0]['id']}/shared", headers=keys.alice)
+    assert refused.status_code == 403
+    for run in runs:
+        shared = client.put(f"/v1/transfers/{run['id']}/shared", headers=keys.admin)
+        assert shared.status_code == 200 and shared.json()["shared"] is True
+    bobs = client.get(_url(target), headers=keys.bob).json()
+    assert bobs["evidence"]["used"] is True and bobs["evidence"]["own_transfers"] == 24
+
+
+def test_an_imported_set_ranks_for_its_transfer_model_only(client, keys, synthetic):
+    lines = ["source,target,seed,score,baseline"]
+    for target in ("lib00", "lib01", "lib02"):
+        for seed in (0, 1):
+            lines += [f"{GOOD},{target},{seed},65,60", f"{BAD},{target},{seed},55,60"]
+            lines += [f"lib07,{target},{seed},60.5,60"]
+    files = {"file": ("roberta.csv", "\n".join(lines).encode(), "text/csv")}
+    form = {"name": "roberta-lab", "transfer_model": "FacebookAI/roberta-base"}
+    made = client.post("/v1/evidence", data=form, files=files, headers=keys.admin)
+    assert made.status_code == 201, made.text
+    assert made.json()["transfer_model"] == "roberta-base" and made.json()["default"] is True
+    target = synthetic["lib09"]
+    body = client.get(_url(target, extra="&transfer_model=roberta-base"), headers=keys.bob).json()
+    assert body["method"] == "learned" and body["transfer_model"] == "roberta-base"
+    assert body["evidence"]["sets"] == ["roberta-lab"] and body["evidence"]["targets"] == 3
+    assert "evidence of roberta-base: set(s) roberta-lab" in body["note"]
     assert _places(body)[GOOD] < _places(body)[BAD]
+    minilm = client.get(_url(target), headers=keys.bob).json()  # another model: not its evidence
+    assert minilm["evidence"]["used"] is False and minilm["evidence"]["sets"] == []
+    named = client.get(_url(target, extra="&evidence_set=roberta-lab"), headers=keys.bob)
+    assert named.status_code == 422 and named.json()["error"] == "evidence_mismatch"
+    missing = client.get(_url(target, extra="&evidence_set=nope"), headers=keys.bob)
+    assert missing.status_code == 404 and missing.json()["error"] == "evidence_set_not_found"
 
 
 def test_the_fit_is_kept_until_new_evidence(client, keys, synthetic, session_factory):

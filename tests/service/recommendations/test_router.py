@@ -145,7 +145,9 @@ def test_k_type_filter_and_default_method(client, keys, library, ready_task):
     target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
     url = f"/v1/tasks/{target['id']}/recommendations"
     top2 = client.get(f"{url}?k=2", headers=keys.alice).json()
-    assert top2["method"] == "learned" and len(top2["ranking"]) == 2
+    # The default is learned (no saved evaluation); with no evidence it ranks by fused, saying so
+    assert top2["method"] == "fused" and len(top2["ranking"]) == 2
+    assert top2["evidence"]["used"] is False
     regression = client.get(f"{url}?type=regression", headers=keys.alice).json()
     assert [r["task"] for r in regression["ranking"]] == ["lib_reg"]
     assert regression["library"]["total"] == 1
@@ -217,7 +219,20 @@ def test_best_default_method_follows_the_saved_evaluation(
     target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
     url = f"/v1/tasks/{target['id']}/recommendations"
     overall = client.get(url, headers=keys.alice).json()
+    # learned is best, but there is no evidence yet: the best evidence-free method ranks
+    assert overall["method"] == "taskemb" and overall["evaluation"]["rho"] == 6.0
+    assert overall["evidence"]["used"] is False
+    names = ("lib_a", "lib_b", "lib_c", "lib_reg")
+    lines = ["source,target,seed,score,baseline"]
+    lines += [f"{s},{t},0,{50 + i},50" for t in names[:3] for i, s in enumerate(names) if s != t]
+    files = {"file": ("m.csv", "\n".join(lines).encode(), "text/csv")}
+    form = {"name": "minilm", "transfer_model": "all-MiniLM-L6-v2"}
+    assert client.post("/v1/evidence", data=form, files=files, headers=keys.admin).is_success
+    overall = client.get(url, headers=keys.alice).json()
     assert overall["method"] == "learned" and overall["evaluation"]["rho"] == 4.0
+    assert overall["evidence"]["sets"] == ["minilm"]
+    other = client.get(f"{url}?transfer_model=roberta-base", headers=keys.alice).json()
+    assert other["method"] == "taskemb" and other["evaluation"] == {}  # not MiniLM's record
     within = client.get(f"{url}?type=classification", headers=keys.alice).json()
     assert within["method"] == "fused"  # the best within a type, by the saved evaluation
     assert within["evaluation"]["rho"] == 3.1 and within["evaluation"]["regret@3"] == 0.7

@@ -1,0 +1,1 @@
+"""Evidence sets: measured transfers per transfer model and protocol, imported and served."""
