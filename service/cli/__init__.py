@@ -36,11 +36,12 @@ def _setting_problem(error: dict) -> str:
 
 engine.register(app)
 
-from service.cli import client, keys, server  # noqa: E402  (the service's commands)
+from service.cli import client, evidence, keys, server  # noqa: E402  (the service's commands)
 
 server.register(app)
 keys.register(app)
 client.register(app)
+evidence.register(app)
 
 from service.cli import selection  # noqa: E402  (sweep and evaluate)
 

@@ -225,15 +225,29 @@ def recommend(
     task_type: Annotated[
         str | None, typer.Option("--type", help="Only library tasks of this type.")
     ] = None,
+    transfer_model: Annotated[
+        str | None,
+        typer.Option(
+            "--transfer-model",
+            help="The model you will fine-tune (default: the server's); learned ranks with its "
+            "measured transfers.",
+        ),
+    ] = None,
+    evidence_sets: Annotated[
+        list[str],
+        typer.Option("--evidence-set", help="Evidence sets to rank with (repeatable)."),
+    ] = [],  # noqa: B006 (Typer reads the default list)
     as_json: JsonOption = False,
     server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
     """The nearest library tasks (409 from the server until the task is embedded)."""
-    params = {
+    params: dict[str, Any] = {
         "k": k,
         **({"method": method} if method else {}),
         **({"type": task_type} if task_type else {}),
+        **({"transfer_model": transfer_model} if transfer_model else {}),
+        **({"evidence_set": evidence_sets} if evidence_sets else {}),
     }
     with _api(server, key) as api:
         body = api.request("GET", f"/v1/tasks/{task_id}/recommendations", params=params)
@@ -241,7 +255,7 @@ def recommend(
         {"task": r["task"], "score": r["score"], "components": r["components"]}
         for r in body["ranking"]
     ]
-    if as_json:  # the same shape as `taskrec similar --json`
+    if as_json:  # `taskrec similar --json`'s shape, plus what the server says of its evidence
         print_json(
             {
                 "target": body["task"],
@@ -249,6 +263,10 @@ def recommend(
                 "model": body["encoder_id"],
                 "ranking": ranking,
                 "library": body["library"],
+                "transfer_model": body.get("transfer_model"),
+                "evidence": body.get("evidence"),
+                "evaluation": body.get("evaluation") or {},
+                "note": body.get("note"),
             }
         )
         return

@@ -152,7 +152,22 @@ def sweep(
 
 
 def evaluate(
-    results_csv: Annotated[Path, typer.Argument(help="Transfer results CSV (from a sweep).")],
+    results_csv: Annotated[
+        Path | None,
+        typer.Argument(help="Transfer results CSV (from a sweep); the same as --test."),
+    ] = None,
+    test: Annotated[
+        Path | None,
+        typer.Option(help="The results CSV whose targets are scored (the positional CSV)."),
+    ] = None,
+    train: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fit on this other results CSV (another protocol or transfer model) instead: "
+            "each --test target is ranked from --train's rows, none of its own, and scored on "
+            "--test's."
+        ),
+    ] = None,
     library: Annotated[
         list[str],
         typer.Option(
@@ -211,15 +226,20 @@ def evaluate(
     from workers.selection.evaluate import evaluate as run_evaluation
     from workers.selection.evaluate import plot as draw
     from workers.selection.rankers import LearnedRanker, embedding_methods_needed, expand_methods
-    from workers.selection.results import outcomes, read_results
+    from workers.selection.results import read_results
 
     settings = get_settings()
     with user_errors():
+        results_csv = _scored_file(results_csv, test)
         rows = read_results(results_csv)
         if not rows:
             raise UserError(f"{results_csv} holds no transfer rows")
+        train_rows = read_results(train) if train is not None else None
+        if train is not None and report is not None:
+            raise UserError("--report describes one matrix: leave out --train")
+        learn_from = train_rows if train_rows is not None else rows
         wanted = _split(methods) or _split([settings.selection_methods])
-        names = {name for target, got in outcomes(rows).items() for name in (target, *got)}
+        names = {name for r in [*rows, *learn_from] for name in (r.source, r.target)}
         needed = embedding_methods_needed(wanted)
         lib = _library(names, library, needed, settings, model, max_examples, not as_json)
         config = EvalConfig(
@@ -228,15 +248,16 @@ def evaluate(
             scopes=("all", "within") if within_type else ("all",),
             relevance=relevance,
         )
-        result = run_evaluation(rows, lib, config)
+        result = run_evaluation(rows, lib, config, train=train_rows)
         if plot is not None:
             draw(result, plot)
         fitted = None
         if save_ranker is not None or (report is not None and "learned" in config.methods):
-            fitted = LearnedRanker(lib, config.learned).fit(rows)  # on every row
+            fitted = LearnedRanker(lib, config.learned).fit(learn_from)  # on every row
         if save_ranker is not None:
             summary = result.to_dict()["summary"]  # shown by GET /v1/recommendations/methods
-            fitted.save(save_ranker, evaluation=summary)
+            measured = _transfer_model_of(train if train is not None else results_csv)
+            fitted.save(save_ranker, evaluation=summary, transfer_model=measured)
         if report is not None:
             argv = [str(results_csv), *(f"--library={x}" for x in library)]
             argv += [f"--methods={','.join(wanted)}", f"--ks={ks}", f"--relevance={relevance}"]
@@ -259,6 +280,26 @@ def evaluate(
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _scored_file(results_csv: Path | None, test: Path | None) -> Path:
+    if results_csv is not None and test is not None:
+        raise UserError("give the scored CSV once: as the argument or as --test")
+    scored = results_csv or test
+    if scored is None:
+        raise UserError("give a results CSV to score (the argument or --test)")
+    return scored
+
+
+def _transfer_model_of(results_csv: Path) -> str | None:
+    """The model a sweep fine-tuned (its pinned ``encoder``), normalised; None if unknown."""
+    import json
+
+    from workers.selection.evidence import transfer_model_name
+
+    pinned = results_csv.with_suffix(".sweep.json")
+    encoder = json.loads(pinned.read_text()).get("encoder") if pinned.is_file() else None
+    return transfer_model_name(encoder) if encoder else None
 
 
 REPORT_ENV = ("TASKREC_CACHE_PATH", "TASKREC_EMBED_PRECISION", "TASKREC_MAX_EXAMPLES")

@@ -115,17 +115,25 @@ def evaluate(
     library: Library,
     config: EvalConfig = EvalConfig(),
     progress: Callable[[str, int, int], None] | None = None,
+    train: Sequence[TransferRow] | None = None,
 ) -> Evaluation:
-    """Leave-one-target-out: each target's rankings come from the other targets' rows only."""
+    """Leave-one-target-out: each target's rankings come from the other targets' rows only.
+
+    With ``train`` (another evidence set: another protocol or transfer model), the rankers learn
+    from ``train``'s rows instead, still without any row of the target being ranked, and
+    ``rows`` only score them: how well one set's evidence predicts the other's measurements.
+    """
     unknown = [s for s in config.scopes if s not in SCOPES]
     if unknown:
         raise ValueError(f"unknown scope {unknown[0]!r} (expected one of {', '.join(SCOPES)})")
     truth = outcomes(rows)
-    library.require({name for target, measured in truth.items() for name in (target, *measured)})
+    learn_from = rows if train is None else train
+    named = {n for r in [*rows, *learn_from] for n in (r.source, r.target)}
+    library.require(named)
     results: list[TargetResult] = []
     skipped: list[dict[str, str]] = []
     for step, target in enumerate(sorted(truth), 1):
-        evidence = [r for r in rows if r.target != target]  # the target's own rows stay out
+        evidence = [r for r in learn_from if r.target != target]  # the target's rows stay out
         rankers = _rankers(target, library, evidence, config)
         for scope in config.scopes:
             measured = _in_scope(truth[target], target, scope, library)

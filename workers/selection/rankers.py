@@ -436,12 +436,20 @@ class LearnedRanker:
             ],
         }
 
-    def save(self, path: str | Path, evaluation: list[dict] | None = None) -> Path:
+    def save(
+        self,
+        path: str | Path,
+        evaluation: list[dict] | None = None,
+        transfer_model: str | None = None,
+    ) -> Path:
         """Write the ranker as JSON; ``evaluation`` (``Evaluation.summary()`` rows) is kept
-        beside it so whoever serves the ranker can show how every method measured."""
+        beside it so whoever serves the ranker can show how every method measured, and
+        ``transfer_model`` names the model whose transfers it measured (its record says nothing
+        of another's)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.to_dict() | ({"evaluation": evaluation} if evaluation is not None else {})
+        data |= {"transfer_model": transfer_model} if transfer_model else {}
         path.write_text(json.dumps(data, indent=1))
         return path
 

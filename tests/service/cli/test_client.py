@@ -132,3 +132,57 @@ def test_without_server_the_client_finds_the_local_one_by_the_settings(server, k
         get_settings.cache_clear()
     assert found.exit_code == 0, found.output
     assert isinstance(json.loads(found.stdout), list | dict)
+
+
+def test_an_imported_matrix_ranks_an_owners_task_for_its_model(
+    server, keys, folders, tmp_path, make_rows, to_jsonl
+):
+    root, mine = folders
+    for name, offset in (("delta", 4), ("epsilon", 5)):
+        folder = root / name
+        folder.mkdir()
+        manifest = {"name": name, "type": "classification", "labels": ["neg", "pos"]}
+        (folder / "task.json").write_text(json.dumps(manifest | {"metric": "accuracy"}))
+        (folder / "train.jsonl").write_bytes(to_jsonl(make_rows(20, offset, 7)))
+    admin = ["--server", server, "--key", keys.secrets["root"]]
+    alice = ["--server", server, "--key", keys.secrets["alice"]]
+    assert _run("library", "add", str(root), "--wait", "--json", *admin).exit_code == 0
+    names = ("alpha", "beta", "delta", "epsilon")
+    gains = {"alpha": 6.0, "beta": -3.0, "delta": 1.0, "epsilon": 0.5}  # alpha helps most
+    lines = ["source,target,seed,score"]  # no baseline: gains against the sources' mean
+    for target in names[1:]:
+        for seed in (0, 1):
+            lines += [f"{s},{target},{seed},{0.6 + gains[s] / 100}" for s in names if s != target]
+    matrix = tmp_path / "roberta.csv"
+    matrix.write_text("\n".join(lines) + "\n")
+    imported = _run(
+        "evidence", "import", str(matrix), "--transfer-model", "roberta-base",
+        "--name", "lab-roberta", "--protocol", '{"epochs": 3}', "--json", *admin,
+    )  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    assert json.loads(imported.stdout)["summary"]["gain_basis"] == "mean of sources"
+    listed = json.loads(_run("evidence", "list", "--json", *alice).stdout)
+    assert [(s["name"], s["transfer_model"], s["default"]) for s in listed] == [
+        ("lab-roberta", "roberta-base", True)
+    ]
+    out = _run("submit", str(mine), "--wait", *alice).stdout
+    submitted = json.loads(out[out.index("{") :])
+    ranked = _run(
+        "recommend", str(submitted["task_id"]), "--transfer-model", "roberta-base",
+        "--method", "learned", "--json", *alice,
+    )  # fmt: skip
+    assert ranked.exit_code == 0, ranked.output
+    body = json.loads(ranked.stdout)
+    assert body["method"] == "learned" and body["transfer_model"] == "roberta-base"
+    assert body["evidence"]["sets"] == ["lab-roberta"] and body["evidence"]["targets"] == 3
+    assert body["ranking"][0]["task"] == "alpha" and "lab-roberta" in body["note"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,target,seed,score\nalpha,beta,0,0.5\nzeta,beta,0,0.5\n")
+    refused = _run("evidence", "import", str(bad), "--transfer-model", "x", "--name", "bad", *admin)
+    assert refused.exit_code == 2
+    assert "bad.csv:3: source: 'zeta' is not a library task (HTTP 422)" in refused.output
+    shown = _run("evidence", "show", "lab-roberta", "--limit", "2", *alice)
+    assert shown.exit_code == 0 and "rows 1-2 of 18" in shown.stdout
+    assert _run("evidence", "delete", "lab-roberta", *alice).exit_code == 2  # admins only
+    assert _run("evidence", "delete", "lab-roberta", *admin).exit_code == 0
+    assert json.loads(_run("evidence", "list", "--json", *admin).stdout) == []

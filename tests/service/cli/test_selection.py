@@ -176,6 +176,29 @@ def test_evaluate_table_and_user_errors(env, tmp_path) -> None:
     assert no_task.exit_code == 2 and "ghost" in no_task.output
 
 
+def test_evaluate_fits_on_one_set_and_scores_another(env, tmp_path) -> None:
+    results = _toy_matrix(tmp_path / "toy.csv")
+    flipped = tmp_path / "flipped.csv"  # another model's evidence: the opposite order
+    lines = results.read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    body = [",".join([*r[:3], str(100 - float(r[3])), r[4], str(-float(r[5])), r[6]]) for r in rows]
+    flipped.write_text("\n".join([lines[0], *body]) + "\n")
+    (tmp_path / "flipped.sweep.json").write_text('{"encoder": "FacebookAI/roberta-base@abc"}')
+    methods = ("--methods", "datasize,learned", "--library", str(env), "--json")
+    own = json.loads(_run("evaluate", "--test", str(results), *methods).stdout)
+    ranker = tmp_path / "ranker.json"
+    crossed = _run(
+        "evaluate", "--train", str(flipped), "--test", str(results), *methods,
+        "--save-ranker", str(ranker),
+    )  # fmt: skip
+    assert crossed.exit_code == 0, crossed.output
+    learned = lambda data: next(r for r in data["summary"] if r["method"] == "learned")  # noqa: E731
+    assert learned(json.loads(crossed.stdout))["rho"] > learned(own)["rho"]
+    assert json.loads(ranker.read_text())["transfer_model"] == "roberta-base@abc"
+    both = runner.invoke(app, ["evaluate", str(results), "--test", str(results)])
+    assert both.exit_code == 2 and "once" in both.output
+
+
 def test_importing_the_commands_does_not_import_torch() -> None:
     code = "import sys, service.cli.selection; print('torch' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

@@ -110,3 +110,21 @@ def test_outputs_table_json_and_plot(world, tmp_path) -> None:
     assert len(data["per_target"]) == 12 * 2 * len(METHODS)
     png = plot(evaluation, tmp_path / "eval.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fitting_on_another_set_scores_this_sets_targets(world) -> None:
+    library, rows = world
+    config = EvalConfig(methods=("learned", "datasize"))
+    same = evaluate(rows, library, config, train=rows)
+    assert same.summary() == evaluate(rows, library, config).summary()
+    # Evidence that says the opposite of the truth on every target (another model's, say)
+    reversed_rows = [dataclasses.replace(r, gain=-r.gain, score=-r.score) for r in rows]
+    crossed = {
+        r["method"]: r for r in evaluate(rows, library, config, train=reversed_rows).summary()
+    }
+    own = {r["method"]: r for r in same.summary()}
+    assert crossed["learned"]["rho"] > own["learned"]["rho"]
+    assert crossed["datasize"] == own["datasize"]  # learns nothing: unmoved
+    # The ranked target's own rows in the training set are never read
+    poisoned = evaluate(rows, library, config, train=_poison(rows, "t03"))
+    assert _rankings(poisoned, "t03") == _rankings(same, "t03")
