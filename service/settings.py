@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.selection.methods import METHODS, SERVED
+
 MIN_ADMIN_KEY_LENGTH = 32  # a configured admin key shorter than this is refused outside development
 
 
@@ -38,9 +40,9 @@ class Settings(BaseSettings):
     embed_precision: Literal["auto", "fp32", "bf16"] = "auto"
     taskemb_train_epochs: float = 1.0
     # "best": the served method that ranked best in the ranker file's saved evaluation (within
-    # the task's type when a request keeps to one type); or taskemb | textemb | semb | fused |
-    # learned.
-    default_method: Literal["best", "taskemb", "textemb", "semb", "fused", "learned"] = "best"
+    # the task's type when a request keeps to one type); or a served method
+    # (workers.selection.methods.SERVED).
+    default_method: Literal[("best", *SERVED)] = "best"  # type: ignore[valid-type]
 
     # Fine-tuning
     device: str | None = None  # None: CUDA when available
@@ -48,9 +50,7 @@ class Settings(BaseSettings):
     # Source selection (transfer sweeps, evaluation, the learned ranker)
     checkpoints_path: Path | None = None  # sweep source checkpoints; None: <data_dir>/checkpoints
     ranker_path: Path | None = None  # the learned ranker (JSON); None: <data_dir>/ranker.json
-    selection_methods: str = (
-        "random,datasize,taskemb,taskemb_centred,textemb,semb,fused,learned,oracle"
-    )
+    selection_methods: str = ",".join(METHODS)  # what `taskrec evaluate` scores by default
 
     # Evidence: measured transfers per transfer model (the model a user fine-tunes, named as
     # they load it; distinct from ``model``, the embedding encoder)

@@ -24,9 +24,12 @@ from workers.encoder import EncoderRef, pick_device
 from workers.features import FeatureConfig, collate, encode, length_grouped_batches
 from workers.finetune import TrainConfig, autocast, set_seed, train_stage
 from workers.heads import IGNORE_INDEX, TaskModel
-from workers.similarity import TaskEmbedding  # its type lives with the torch-free similarity code
+from workers.similarity import (  # its type lives with the torch-free similarity code
+    EMBEDDING_METHODS,
+    TaskEmbedding,
+)
 
-METHODS = ("taskemb", "textemb", "semb")
+METHODS = EMBEDDING_METHODS
 ProgressCallback = Callable[[str, int, int], None]
 
 

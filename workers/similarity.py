@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from workers.encoder import EncoderRef
 
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very top ranks
+EMBEDDING_METHODS = ("taskemb", "textemb", "semb")  # what an embedding job can compute
 FUSED_METHODS = ("taskemb", "textemb")
 METHOD_CHOICES = ("taskemb", "textemb", "semb", "fused")
 

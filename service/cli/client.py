@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from service.cli.common import fail, print_json, progress_bars, stdout
+from workers.selection.methods import choices_text
 
 ServerOption = Annotated[
     str | None,
@@ -219,9 +220,7 @@ def _split_files(folder: Path):
 def recommend(
     task_id: Annotated[int, typer.Argument(help="A task id (yours or the library's).")],
     k: Annotated[int, typer.Option("--k", help="How many library tasks.")] = 10,
-    method: Annotated[
-        str | None, typer.Option(help="taskemb, textemb, semb, fused or learned.")
-    ] = None,
+    method: Annotated[str | None, typer.Option(help=f"{choices_text()}.")] = None,
     task_type: Annotated[
         str | None, typer.Option("--type", help="Only library tasks of this type.")
     ] = None,

@@ -21,6 +21,7 @@ from service.cli.common import (
     user_errors,
 )
 from service.settings import Settings, get_settings
+from workers.selection.methods import choices_text
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 ModelOption = Annotated[
@@ -222,8 +223,8 @@ def similar(
     method: Annotated[
         str | None,
         typer.Option(
-            help="taskemb, textemb, semb, fused, or learned (the ranker file's ranker, "
-            "TASKREC_RANKER_PATH; default: the default_method setting)."
+            help=f"{choices_text()} (learned: the ranker file's ranker, TASKREC_RANKER_PATH; "
+            "default: the default_method setting)."
         ),
     ] = None,
     max_examples: Annotated[int | None, typer.Option(help="Examples per embedding.")] = None,
@@ -234,23 +235,22 @@ def similar(
     """Rank library tasks as intermediate tasks for TARGET, without a server."""
     from service.recommendations.methods import method_evidence, resolve_method
     from workers.data.loaders import iter_task_dirs
+    from workers.selection.methods import SERVED, reads
     from workers.selection.rankers import rank_learned
-    from workers.similarity import METHOD_CHOICES, rank_library
+    from workers.similarity import rank_library
 
     settings = get_settings()
     method = method or resolve_method(settings)
-    choices = (*METHOD_CHOICES, "learned")
     with user_errors():
-        if method not in choices:
-            raise UserError(f"unknown method {method!r}; choose one of {', '.join(choices)}")
+        if method not in SERVED:
+            raise UserError(f"unknown method {method!r}; choose one of {choices_text()}")
         limit = _top_k(k)
         goal = _load(target, settings, allow_unlabelled=True)  # a new task may have no labels yet
         folders = [d for root in library for d in iter_task_dirs(_existing_dir(root, settings))]
         goal_dir = _task_path(target, settings).resolve()
         folders = [d for d in dict.fromkeys(d.resolve() for d in folders) if d != goal_dir]
         embedder = _embedder(settings, model, max_examples)
-        methods = {"fused": ("taskemb", "textemb"), "learned": ("taskemb", "textemb", "semb")}
-        methods = methods.get(method, (method,))
+        methods = reads(method)
         tasks = {goal.name: goal}
         with progress_bars(not as_json) as progress:
             target_embs = embedder.embed(goal, methods, progress)

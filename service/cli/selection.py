@@ -18,6 +18,7 @@ from rich.table import Table
 from service.cli.common import UserError, print_json, stderr, stdout, user_errors
 from service.cli.engine import JsonOption, ModelOption, embedding_config
 from service.settings import Settings, get_settings
+from workers.selection.methods import METHODS
 
 
 def _reflow(text: str) -> str:
@@ -178,9 +179,8 @@ def evaluate(
         list[str],
         typer.Option(
             "--methods",
-            help="Ranking methods (comma-separated, repeatable): random, datasize, taskemb, "
-            "taskemb_centred, textemb, semb, fused, learned, oracle, taskemb:<component>, "
-            "taskemb:* (default: the selection_methods setting).",
+            help=f"Ranking methods (comma-separated, repeatable): {', '.join(METHODS)}, "
+            "taskemb:<component>, taskemb:* (default: the selection_methods setting).",
         ),
     ] = [],  # noqa: B006
     within_type: Annotated[

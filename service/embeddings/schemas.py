@@ -6,9 +6,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from service.settings import Settings
+from workers.similarity import EMBEDDING_METHODS
 
-Method = Literal["taskemb", "textemb", "semb"]
-ALL_METHODS: list[Method] = ["taskemb", "textemb", "semb"]
+Method = Literal[EMBEDDING_METHODS]  # type: ignore[valid-type]
+ALL_METHODS: list[Method] = list(EMBEDDING_METHODS)
 
 
 class EmbedConfig(BaseModel):

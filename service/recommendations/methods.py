@@ -22,6 +22,8 @@ Record = dict[str, dict[str, float | None]]  # scope -> {"targets", "rho", "regr
 
 def method_evidence(settings: Settings) -> Methods:
     """Every served method, then each yardstick the evaluation scored (random, oracle, ...)."""
+    from workers.selection.methods import REGISTRY, reads
+
     records = saved_records(settings)
     served = list(get_args(RankMethod))
     default = resolve_method(settings)
@@ -30,6 +32,9 @@ def method_evidence(settings: Settings) -> Methods:
             method=name,
             served=name in served,
             default=name == default,
+            description=REGISTRY[name].description if name in REGISTRY else "",
+            reads=list(reads(name)),
+            learns=REGISTRY[name].learns if name in REGISTRY else False,
             evaluation=records.get(name, {}),
         )
         for name in [*served, *(m for m in records if m not in served)]
@@ -68,8 +73,10 @@ def method_record(
 def best_evidence_free(settings: Settings, task_type: str | None) -> str:
     """The served method that needs no measured transfers and ranked best in the saved
     evaluation (within the type when a request keeps to one); ``fused`` without one."""
+    from workers.selection.methods import EVIDENCE_FREE_SERVED
+
     records = saved_records(settings)
-    free = {m: r for m, r in records.items() if m != "learned"}
+    free = {m: r for m, r in records.items() if m in EVIDENCE_FREE_SERVED}
     return _best(free, "within" if task_type else "all") or "fused"
 
 

@@ -5,8 +5,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from service.evidence.schemas import EvidenceUsed
+from workers.selection.methods import SERVED
 
-RankMethod = Literal["taskemb", "textemb", "semb", "fused", "learned"]
+RankMethod = Literal[SERVED]  # type: ignore[valid-type]  # the served methods of the registry
 
 
 class RankedTask(BaseModel):
@@ -46,11 +47,14 @@ class Recommendations(BaseModel):
 
 
 class MethodEvidence(BaseModel):
-    """One ranking method and how it measured against held-out transfers."""
+    """One ranking method, what it reads, and how it measured against held-out transfers."""
 
     method: str
     served: bool  # can be asked for with ``?method=``; the rest are the evaluation's yardsticks
     default: bool
+    description: str = ""
+    reads: list[str] = []  # embedding methods it needs
+    learns: bool = False  # fitted on measured transfers (evidence sets, finished transfers)
     # scope ("all", "within") -> {"targets", "rho", "ndcg", "regret@1", "regret@3", ...}
     evaluation: dict[str, dict[str, float | None]]
 

@@ -30,7 +30,11 @@ class TransferSettings(BaseModel):
     """How a transfer runs, whatever its target and sources."""
 
     k: int = Field(1, ge=1, le=10, description="how many sources 'auto' picks")
-    method: RankMethod = "fused"  # ranking 'auto' uses
+    method: RankMethod | None = Field(
+        None,
+        description="the ranking 'auto' picks by; default: the one recommendations use (the "
+        "run records the method that picked, with the run's model as the transfer model)",
+    )
     strategy: Literal["sequential", "multitask"] = "sequential"
     mixing: MixingSettings = MixingSettings()
     regime: Literal["limited", "full"] = "limited"  # target training size

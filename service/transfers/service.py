@@ -35,7 +35,8 @@ def start(
 ) -> TransferRun:
     """Create the run and queue its fine-tuning job (on the ``finetune`` queue)."""
     target = tasks.visible(session, owner, body.target_task_id)
-    sources = _sources(session, context, owner, target, body)
+    sources, method = _sources(session, context, owner, target, body)
+    body = body.model_copy(update={"method": method})  # the run records what picked
     run = create_run(session, owner, target, sources, body, auto=body.sources == "auto")
     config = TransferJobConfig(
         run_id=run.id,
@@ -103,25 +104,29 @@ def create_run(
 
 def _sources(
     session: Session, context: AppContext, owner: Owner, target: Task, body: TransferCreate
-) -> list[Task]:
+) -> tuple[list[Task], str | None]:
+    """The run's sources, and for ``auto`` the method that ranked them: the one asked for, or
+    the default recommendations use, ranking for the run's own model."""
     if body.sources == "auto":
+        from service.recommendations.methods import resolve_method
+
         ranked = recommendations.recommend(
             session,
             context,
             target,
             k=body.k,
-            method=body.method,
+            method=body.method or resolve_method(context.settings),
             owner_id=owner.id,
             transfer_model=body.model or context.settings.model,
         )
         if not ranked.ranking:
             raise NoSources("no library task is ready to recommend as a source yet")
-        return [session.get(Task, r.task_id) for r in ranked.ranking]
+        return [session.get(Task, r.task_id) for r in ranked.ranking], ranked.method
     if not body.sources:
         raise TransferInvalid("name at least one source task, or use 'auto'")
     if target.id in body.sources:
         raise TransferInvalid("the target cannot also be a source")
-    return [tasks.visible(session, owner, task_id) for task_id in body.sources]
+    return [tasks.visible(session, owner, task_id) for task_id in body.sources], body.method
 
 
 def visible(session: Session, owner: Owner, run_id: int) -> TransferRun:

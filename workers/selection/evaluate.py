@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from workers.selection.methods import EVALUATION_ONLY, METHODS
 from workers.selection.metrics import (
     best_source_rank,
     expected_random_ndcg,
@@ -33,9 +34,8 @@ from workers.selection.rankers import (
 )
 from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes
 
-DEFAULT_METHODS = ("random", "datasize", "taskemb", "textemb", "semb", "fused", "learned", "oracle")
+DEFAULT_METHODS = METHODS  # every method in the registry
 SCOPES = ("all", "within")
-EVALUATION_ONLY = ("random", "oracle")  # not rankers built from evidence
 
 
 @dataclass(frozen=True)

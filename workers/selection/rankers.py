@@ -24,6 +24,13 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from workers.data.schema import TaskData, TaskSpec
+from workers.selection.methods import (
+    COMPONENT_PREFIX,
+    EMBEDDING_METHODS,
+    METHODS,
+    REGISTRY,
+    reads,
+)
 from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes, reliability
 from workers.similarity import (
     RankedTask,
@@ -35,11 +42,6 @@ from workers.similarity import (
 
 if TYPE_CHECKING:
     from workers.similarity import TaskEmbedding
-
-EMBEDDING_METHODS = ("taskemb", "textemb", "semb")  # as workers.embeddings.METHODS
-SIMILARITY_METHODS = ("taskemb", "textemb", "semb", "fused")
-METHODS = ("random", "datasize", *SIMILARITY_METHODS, "taskemb_centred", "learned", "oracle")
-COMPONENT_PREFIX = "taskemb:"  # "taskemb:cls", "taskemb:layer3.output"; "taskemb:*" = all
 
 
 class Ranker(Protocol):
@@ -530,7 +532,7 @@ class LearnedRanker:
         return weights if weights.sum() > 0 else np.ones(len(targets))
 
     def _can_rank(self, method: str) -> bool:
-        needed = _EMBEDDINGS_READ.get(method, ())
+        needed = reads(method)
         names = {n for t, measured in self.evidence.items() for n in (t, *measured)}
         names = names or set(self.library.specs)
         return all(m in self.library.embeddings.get(n, {}) for n in names for m in needed)
@@ -766,23 +768,9 @@ def expand_methods(methods: Iterable[str], library: Library) -> list[str]:
     return list(dict.fromkeys(expanded))
 
 
-_EMBEDDINGS_READ = {
-    "taskemb": ("taskemb",),
-    "taskemb_centred": ("taskemb",),
-    "textemb": ("textemb",),
-    "semb": ("semb",),
-    "fused": ("taskemb", "textemb"),
-    "learned": ("taskemb", "textemb", "semb"),  # every similarity is a feature
-}
-
-
 def embedding_methods_needed(methods: Iterable[str]) -> set[str]:
     """Which embedding methods the named ranking methods read."""
-    needed: set[str] = set()
-    for method in methods:
-        key = "taskemb" if method.startswith(COMPONENT_PREFIX) else method
-        needed.update(_EMBEDDINGS_READ.get(key, ()))
-    return needed
+    return {needed for method in methods for needed in reads(method)}
 
 
 def build_ranker(
@@ -796,15 +784,16 @@ def build_ranker(
     ``random`` and ``oracle`` are not rankers here: evaluation scores random by its exact
     expectation and builds the oracle from the held-out truth itself.
     """
-    if method in SIMILARITY_METHODS:
-        return SimilarityRanker(library, method)
     if method.startswith(COMPONENT_PREFIX):
         return ComponentRanker(library, method.removeprefix(COMPONENT_PREFIX))
-    if method == "taskemb_centred":
+    kind = REGISTRY[method].kind if method in REGISTRY else None
+    if kind == "similarity":
+        return SimilarityRanker(library, method)
+    if kind == "centred":
         return CentredTaskEmbRanker(library)
-    if method == "datasize":
+    if kind == "size":
         return DataSizeRanker(library)
-    if method == "learned":
+    if kind == "learned":
         return LearnedRanker(library, learned).fit(evidence)
     raise ValueError(f"{method!r} has no ranker of its own (random and oracle are evaluation-only)")
 
