@@ -54,13 +54,22 @@ class Settings(BaseSettings):
 
     # Evidence: measured transfers per transfer model (the model a user fine-tunes, named as
     # they load it; distinct from ``model``, the embedding encoder)
-    transfer_model: str = "all-MiniLM-L6-v2"  # whose evidence ranks a request that names none
+    # Whose evidence ranks a request that names none; None: ``model`` (what transfers fine-tune)
+    transfer_model: str | None = None
     # Sweep CSVs the deployment ships, by evidence-set name ({"minilm-10k": "results/..."}):
     # imported on start when missing or changed; the transfer model and protocol come from each
     # file's ``.sweep.json``. The first set of a transfer model becomes its default.
     evidence_files: dict[str, Path] = {}
     evidence_max_bytes: int = 20 * 1024 * 1024  # one imported file
     evidence_max_rows: int = 200_000  # rows of one imported file
+    # Library calibration: every library task measured as a donor on these probe targets (four
+    # task types; all are targets of results/run-matrix-10k.sh, so that sweep's rows count too)
+    calibration_probes: list[str] = ["rte", "sick_relatedness", "quartz", "wnut17_ner"]
+    # Cost estimates of sweeps and calibrations, measured on the 2-core dev machine (one torch
+    # thread per sweep, the packaged MiniLM at 64 tokens, fp32): seconds per training example of
+    # one 64-token sequence, and per target run beyond its examples (copies, scoring).
+    sweep_seconds_per_example: float = 0.025
+    sweep_seconds_per_run: float = 15.0
 
     # Service: deployment
     env: str = "development"  # "production" refuses unsafe settings (short admin key, ...)
@@ -120,6 +129,10 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.cache_path or self.data_dir / "cache"
+
+    @property
+    def default_transfer_model(self) -> str:
+        return self.transfer_model or self.model
 
     @property
     def checkpoints_dir(self) -> Path:

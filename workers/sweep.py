@@ -186,7 +186,7 @@ class _Sweep:
         _pin_tasks(paths.tasks, self.hashes)
         found = read_results(paths.results) if paths.results.exists() else []
         self.done = {r.key for r in found}
-        self.baselines = _read_baselines(paths.baselines)
+        self.baselines = read_baselines(paths.baselines)
         self._plain = None
         self._finished = 0
 
@@ -303,17 +303,7 @@ class _Sweep:
         os.replace(tmp, path)  # a checkpoint appears whole or not at all
 
     def _source_key(self, source: TaskData) -> str:
-        """Checkpoint name: the source's data and every setting its stage depends on."""
-        source_n, _, _ = self.config.sizes()
-        c = self.config
-        payload = {
-            "data": self.hashes[source.name],
-            "encoder": self.ref.id,
-            "stage": [c.regime, source_n, c.source_seed, c.source_epochs, c.batch_size],
-            "optim": [c.learning_rate, c.max_steps, asdict(c.features())],
-        }
-        blob = json.dumps(payload, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        return source_checkpoint_key(self.hashes[source.name], self.ref.id, self.config)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -334,6 +324,95 @@ class _Sweep:
         if counts:
             self._finished += 1
         self.emit(SweepEvent(kind, label, self._finished, self._total, row))
+
+
+def source_checkpoint_key(data_hash: str, encoder_id: str, config: SweepConfig) -> str:
+    """A source checkpoint's name after its task's: its data and every setting its stage
+    depends on, so sweeps (and the service's calibrations) share checkpoints safely."""
+    source_n, _, _ = config.sizes()
+    c = config
+    payload = {
+        "data": data_hash,
+        "encoder": encoder_id,
+        "stage": [c.regime, source_n, c.source_seed, c.source_epochs, c.batch_size],
+        "optim": [c.learning_rate, c.max_steps, asdict(c.features())],
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def has_source_checkpoint(
+    checkpoints: Path, name: str, data_hash: str, encoder_id: str, config: SweepConfig
+) -> bool:
+    key = source_checkpoint_key(data_hash, encoder_id, config)
+    return (checkpoints / f"{name}-{key}" / "checkpoint.json").is_file()
+
+
+@dataclass(frozen=True)
+class TaskSize:
+    """What a cost estimate needs of a task: its type and training rows."""
+
+    name: str
+    type: str  # a TaskType value
+    rows: int
+
+
+@dataclass(frozen=True)
+class SweepCost:
+    sources_to_train: int
+    baselines: int
+    target_runs: int
+    examples: int  # training examples over every stage, in single-sequence equivalents
+    seconds: float
+
+
+def estimate_cost(
+    sources: Sequence[TaskSize],
+    targets: Sequence[TaskSize],
+    config: SweepConfig,
+    *,
+    seconds_per_example: float,
+    seconds_per_run: float,
+    trained: frozenset[str] = frozenset(),
+    done: frozenset[tuple[str, str, int]] = frozenset(),
+    baselines_done: frozenset[tuple[str, int]] = frozenset(),
+) -> SweepCost:
+    """What a sweep still has to run and roughly how long: a multiple-choice example costs one
+    sequence per choice (4 assumed), an extractive-QA one a few long windows; scoring costs a
+    third of training per example. ``trained`` sources (checkpointed), ``done`` runs and
+    ``baselines_done`` are not counted."""
+    source_n, target_n, eval_n = config.sizes()
+    features = config.features()
+    factor = lambda task: _sequence_factor(task.type, features)  # noqa: E731
+    examples = 0.0
+    to_train = [s for s in sources if s.name not in trained]
+    for source in to_train:
+        rows = source.rows if source_n is None else min(source.rows, source_n)
+        examples += rows * config.source_epochs * factor(source)
+    runs = baselines = 0
+    for target in targets:
+        rows = target.rows if target_n is None else min(target.rows, target_n)
+        per_run = (rows * config.target_epochs + (eval_n or rows) / 3) * factor(target)
+        for seed in config.seeds:
+            pending = [
+                s
+                for s in sources
+                if s.name != target.name and (s.name, target.name, seed) not in done
+            ]
+            runs += len(pending)
+            baseline = (target.name, seed) not in baselines_done
+            baselines += baseline
+            examples += per_run * (len(pending) + baseline)
+    seconds = examples * seconds_per_example + (runs + baselines) * seconds_per_run
+    return SweepCost(len(to_train), baselines, runs, round(examples), round(seconds, 1))
+
+
+def _sequence_factor(task_type: str, features: FeatureConfig) -> float:
+    if task_type == "multiple_choice":
+        return 4.0
+    if task_type == "extractive_qa":  # about two document-stride windows of the QA length
+        return 2.0 * features.qa_max_length / features.max_length
+    return 1.0
 
 
 def _fresh_config(encoder):
@@ -393,7 +472,7 @@ def _pin_tasks(path: Path, hashes: dict[str, str]) -> None:
 BASELINE_FIELDS = ("target", "seed", "score", "metric")
 
 
-def _read_baselines(path: Path) -> dict[tuple[str, int], float]:
+def read_baselines(path: Path) -> dict[tuple[str, int], float]:
     if not path.is_file():
         return {}
     found = {}

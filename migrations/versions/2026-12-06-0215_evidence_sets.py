@@ -1,5 +1,6 @@
-"""Evidence sets: named sets of measured transfers per transfer model and protocol; and
-transfer_runs.shared, an admin's mark that a run is evidence for every owner.
+"""Evidence sets: named sets of measured transfers per transfer model and protocol;
+transfer_runs.shared, an admin's mark that a run is evidence for every owner; jobs.priority, so
+owners' jobs go ahead of backfill (library calibration).
 
 Revision ID: 0004
 Revises: 0003
@@ -78,9 +79,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("shared", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("priority")
     with op.batch_alter_table("transfer_runs", schema=None) as batch_op:
         batch_op.drop_column("shared")
     op.drop_table("evidence_rows")

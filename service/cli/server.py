@@ -129,7 +129,11 @@ def _prepare_library(context) -> None:
 
 def worker(
     queues: Annotated[
-        str, typer.Option(help="Comma-separated queues: embed, finetune.")
+        str,
+        typer.Option(
+            help="Comma-separated queues: embed, finetune, backfill (library calibration: give "
+            "it workers of its own, so owners' jobs always find one free)."
+        ),
     ] = "embed,finetune",
     concurrency: Annotated[int, typer.Option(help="Jobs run at once by this worker.")] = 1,
     pool: Annotated[str, typer.Option(help="Celery pool: threads, prefork or solo.")] = "threads",
@@ -139,6 +143,7 @@ def worker(
 ) -> None:
     """Consume jobs from the broker (needs TASKREC_BROKER_URL and a shared database)."""
     from service.jobs.celery_app import run_worker
+    from service.models import JobKind
 
     settings = settings_for(data_dir)
     if not settings.broker_url:
@@ -146,9 +151,9 @@ def worker(
             "taskrec worker needs a broker: set TASKREC_BROKER_URL (e.g. redis://localhost:6379/0)"
         )
     names = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = sorted(set(names) - {"embed", "finetune"})
+    unknown = sorted(set(names) - set(JobKind.QUEUES.values()))
     if unknown:
-        fail(f"unknown queue(s) {', '.join(unknown)} (expected embed, finetune)")
+        fail(f"unknown queue(s) {', '.join(unknown)} (expected embed, finetune, backfill)")
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     run_worker(
         settings,

@@ -63,6 +63,18 @@ def page_rows(session: Session, set_id: int, limit: int, offset: int) -> list[Ev
     return list(session.scalars(query))
 
 
+def clear_rows(session: Session, set_id: int) -> None:
+    session.execute(delete(EvidenceRow).where(EvidenceRow.set_id == set_id))
+
+
+def sources_of(session: Session, set_ids: list[int]) -> set[str]:
+    """Every task measured as a source in the sets."""
+    if not set_ids:
+        return set()
+    query = select(EvidenceRow.source).where(EvidenceRow.set_id.in_(set_ids)).distinct()
+    return set(session.scalars(query))
+
+
 def delete_set(session: Session, evidence_set: EvidenceSet) -> None:
     # The rows in one statement, not left to the ORM to load and delete one by one.
     session.execute(delete(EvidenceRow).where(EvidenceRow.set_id == evidence_set.id))

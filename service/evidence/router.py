@@ -7,9 +7,9 @@ from fastapi import APIRouter, Form, Path, Query, Request, Response, UploadFile,
 
 from service.auth.dependencies import AdminOwner, CurrentOwner
 from service.auth.exceptions import AdminRequired, NotAuthenticated
-from service.dependencies import SessionDep, SettingsDep
+from service.dependencies import ContextDep, SessionDep, SettingsDep
 from service.errors import Problem, responses
-from service.evidence import service
+from service.evidence import calibration, service
 from service.evidence.exceptions import (
     EvidenceInvalid,
     EvidenceSetNameTaken,
@@ -18,6 +18,9 @@ from service.evidence.exceptions import (
 )
 from service.evidence.schemas import (
     SET_NAME,
+    CalibrationCreate,
+    CalibrationRead,
+    Coverage,
     EvidenceSetDetail,
     EvidenceSetRead,
     EvidenceSetUpdate,
@@ -96,6 +99,32 @@ def _protocol(text: str | None) -> dict:
         problem = Problem(field="protocol", message="protocol must be a JSON object")
         raise EvidenceInvalid("protocol must be a JSON object", problems=[problem])
     return value
+
+
+@router.post(
+    "/calibrations",
+    response_model=CalibrationRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(AdminRequired, EvidenceInvalid),
+)
+def start_calibration(
+    body: CalibrationCreate, admin: AdminOwner, session: SessionDep, context: ContextDep
+) -> CalibrationRead:
+    """Measure library tasks as donors on a fixed probe set of targets for a transfer model
+    (admins): a backfill job, below owners' jobs, resumable, its cost estimated first
+    (``dry_run`` estimates only). Its evidence set grows after each source."""
+    return calibration.start(session, context, admin, body)
+
+
+@router.get("/coverage", response_model=Coverage)
+def read_coverage(
+    owner: CurrentOwner,
+    session: SessionDep,
+    settings: SettingsDep,
+    transfer_model: Annotated[str | None, Query(max_length=300)] = None,
+) -> Coverage:
+    """How many library tasks have a donor record in the transfer model's default sets."""
+    return calibration.coverage(session, transfer_model or settings.default_transfer_model)
 
 
 @router.get("", response_model=list[EvidenceSetRead])

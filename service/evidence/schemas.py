@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -58,3 +58,68 @@ class EvidenceUsed(BaseModel):
     pairs: int  # measured (source, target) pairs
     used: bool  # False: the ranking rests on embeddings alone (``reason`` says why)
     reason: str | None = None
+
+
+class CalibrationProtocol(BaseModel):
+    """How each donor is measured: results/run-matrix-10k.sh's protocol by default (sources on
+    all their rows up to 10,000 for one full epoch; targets on 200 rows, 3 epochs)."""
+
+    source_rows: int = Field(10_000, ge=1, description="cap on a source's training rows")
+    source_epochs: float = Field(1.0, gt=0, le=20)
+    target_rows: int = Field(200, ge=1)
+    eval_rows: int = Field(200, ge=1, description="validation rows scored per probe target")
+    target_epochs: float = Field(3.0, gt=0, le=20)
+    batch_size: int = Field(16, ge=1, le=512)
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    max_length: int = Field(64, ge=8, le=512)
+
+
+class CalibrationCreate(BaseModel):
+    transfer_model: str | None = Field(
+        None, max_length=300, description="the model fine-tuned (default: the service's encoder)"
+    )
+    sources: Literal["missing", "all"] | list[str] = Field(
+        "missing",
+        description="library tasks to measure: those without a donor record for the transfer "
+        "model (missing), every one (all), or these names",
+    )
+    probes: list[str] | None = Field(
+        None, description="probe targets (default: the calibration_probes setting)"
+    )
+    seeds: list[int] = Field([0, 1], min_length=2, max_length=8)
+    protocol: CalibrationProtocol = CalibrationProtocol()
+    evidence_set: str | None = Field(
+        None, pattern=SET_NAME, description="where the results go (default calibration-<model>)"
+    )
+    dry_run: bool = Field(False, description="only estimate the cost")
+
+
+class CalibrationCost(BaseModel):
+    """What a calibration will run, and roughly how long on the dev machine's one core."""
+
+    sources_to_train: int  # source stages not already checkpointed
+    baselines: int
+    target_runs: int
+    examples: int  # training examples over every stage, in 64-token-sequence equivalents
+    seconds: float
+
+
+class CalibrationRead(BaseModel):
+    evidence_set: str
+    transfer_model: str
+    probes: list[str]
+    sources: list[str]
+    seeds: list[int]
+    cost: CalibrationCost
+    job_id: int | None  # None for a dry run, or when nothing is left to measure
+
+
+class Coverage(BaseModel):
+    """Library tasks with a donor record (measured as a source) in a transfer model's default
+    evidence sets."""
+
+    transfer_model: str
+    sets: list[str]
+    library: int
+    with_record: int
+    missing: list[str]

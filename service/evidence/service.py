@@ -265,7 +265,7 @@ def sync_shipped(session: Session, settings: Settings) -> list[str]:
         pinned = _pinned(path)
         request = ImportRequest(
             name=name,
-            transfer_model=str(pinned.pop("encoder", None) or settings.transfer_model),
+            transfer_model=str(pinned.pop("encoder", None) or settings.default_transfer_model),
             protocol=pinned,
             default=was_default,
             note=f"sweep shipped with the deployment ({path.name})",

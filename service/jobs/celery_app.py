@@ -113,7 +113,7 @@ class CeleryDispatcher:
 
         client = redis.Redis.from_url(self.settings.broker_url, socket_timeout=2)
         try:
-            names = [q for q in ("embed", "finetune")]
+            names = ["embed", "finetune", "backfill"]
             return {q: int(client.llen(self.settings.queue_name(q))) for q in names}
         finally:
             client.close()

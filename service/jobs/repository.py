@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from service.models import Job, JobState, Owner
+from service.models import Job, JobPriority, JobState, Owner
 
 
 def get(session: Session, job_id: int) -> Job | None:
@@ -61,10 +61,15 @@ def active_for_task(session: Session, task_id: int) -> list[Job]:
 def next_runnable(
     session: Session, now: datetime, queues: Sequence[str] | None = None
 ) -> int | None:
+    """The next job to claim: the highest priority, then the oldest. Backfill (priority below
+    owners') runs one job at a time, so owners' jobs always find a worker free or freeing."""
     query = select(Job.id).where(Job.state == JobState.QUEUED, Job.run_after <= now)
     if queues is not None:
         query = query.where(Job.queue.in_(queues))
-    return session.scalar(query.order_by(Job.id).limit(1))
+    backfill = Job.priority < JobPriority.OWNER
+    if session.scalar(select(func.count(Job.id)).where(Job.state == JobState.RUNNING, backfill)):
+        query = query.where(~backfill)
+    return session.scalar(query.order_by(Job.priority.desc(), Job.id).limit(1))
 
 
 def claim(session: Session, job_id: int, token: str, worker: str, now: datetime) -> bool:

@@ -36,6 +36,7 @@ HANDLERS = {
     JobKind.TRANSFER: "service.transfers.jobs",
     JobKind.IMPORT: "service.tasks.jobs",
     JobKind.SWEEP: "service.batches.jobs",
+    JobKind.CALIBRATE: "service.evidence.calibration",
 }
 # Worth another attempt: the database or broker hiccuped. Anything else fails the job at once.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

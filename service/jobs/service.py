@@ -13,7 +13,7 @@ from service.jobs import repository
 from service.jobs.dispatch import Dispatcher
 from service.jobs.exceptions import JobFinished, JobNotFound
 from service.jobs.runner import run_final_hook
-from service.models import Job, JobKind, JobState, Owner, utcnow
+from service.models import Job, JobKind, JobPriority, JobState, Owner, utcnow
 
 
 def submit(
@@ -26,6 +26,7 @@ def submit(
     max_attempts: int,
     task_id: int | None = None,
     batch_id: int | None = None,
+    priority: int = JobPriority.OWNER,
 ) -> Job:
     """Add a queued job; it is handed to a worker once the transaction commits."""
     job = Job(
@@ -33,6 +34,7 @@ def submit(
         kind=kind,
         queue=JobKind.QUEUES[kind],
         state=JobState.QUEUED,
+        priority=priority,
         config=config,
         task_id=task_id,
         batch_id=batch_id,
@@ -47,7 +49,8 @@ def submit(
 def queue_job(
     session: Session, context: AppContext, owner_id: int, kind: str, config: dict[str, Any], **ids
 ) -> Job:
-    """``submit`` with the context's dispatcher and retry budget; ``ids``: task_id, batch_id."""
+    """``submit`` with the context's dispatcher and retry budget; ``ids``: task_id, batch_id
+    (and ``priority``)."""
     return submit(
         session,
         context.dispatcher,

@@ -6,7 +6,7 @@ from service.models.batch import Batch
 from service.models.embedding import Embedding
 from service.models.evidence_row import EvidenceRow
 from service.models.evidence_set import EvidenceOrigin, EvidenceSet
-from service.models.job import Job, JobKind, JobState
+from service.models.job import Job, JobKind, JobPriority, JobState
 from service.models.library_version import LibraryVersion
 from service.models.owner import Owner
 from service.models.task import Task, TaskSource, TaskStatus
@@ -24,6 +24,7 @@ __all__ = [
     "EvidenceSet",
     "Job",
     "JobKind",
+    "JobPriority",
     "JobState",
     "LibraryVersion",
     "Owner",

@@ -11,8 +11,9 @@ from service.models.base import Base, CreatedAt
 class EvidenceOrigin:
     SWEEP = "sweep"  # a sweep CSV the deployment ships (TASKREC_EVIDENCE_FILES)
     IMPORT = "import"  # a file an admin imported
+    CALIBRATION = "calibration"  # the service's calibration job (library tasks as donors)
 
-    ALL = (SWEEP, IMPORT)
+    ALL = (SWEEP, IMPORT, CALIBRATION)
 
 
 class EvidenceSet(CreatedAt, Base):

@@ -28,13 +28,24 @@ class JobKind:
     TRANSFER = "transfer"
     IMPORT = "import"  # load a Hub dataset and create its task (light: the embed queue)
     SWEEP = "sweep"  # a batch's source × target sweep: each source trained once, resumable
+    # Library tasks measured as donors on a fixed probe set: backfill, below owners' jobs
+    CALIBRATE = "calibrate"
 
     QUEUES: ClassVar[dict[str, str]] = {
         EMBED: "embed",
         TRANSFER: "finetune",
         IMPORT: "embed",
         SWEEP: "finetune",
+        CALIBRATE: "backfill",
     }
+
+
+class JobPriority:
+    """Workers take the highest priority first (then the oldest): owners' jobs go ahead of the
+    service's own backfill, so an owner waits behind at most the backfill jobs already running."""
+
+    OWNER = 0
+    BACKFILL = -10
 
 
 class Job(CreatedAt, Base):
@@ -48,6 +59,7 @@ class Job(CreatedAt, Base):
     kind: Mapped[str] = mapped_column(String(16))
     queue: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
+    priority: Mapped[int] = mapped_column(default=JobPriority.OWNER)
     task_id: Mapped[int | None] = mapped_column(
         ForeignKey("tasks.id", ondelete="SET NULL"), index=True
     )

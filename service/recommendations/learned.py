@@ -138,9 +138,12 @@ def _note(ranker) -> str:
     )
 
 
-def own_evidence(session: Session, owner_id: int | None, transfer_model: str) -> Evidence:
+def own_evidence(
+    session: Session, owner_id: int | None, transfer_model: str, default_model: str
+) -> Evidence:
     """Finished single-source sequential runs of ``owner_id`` (or shared by an admin) that
-    fine-tuned ``transfer_model``, as ``TransferRow``s, one per seed."""
+    fine-tuned ``transfer_model``, as ``TransferRow``s, one per seed. A run that named no model
+    fine-tuned ``default_model`` (the service's)."""
     from workers.selection.evidence import same_transfer_model, transfer_model_name
     from workers.selection.results import TransferRow
 
@@ -158,7 +161,9 @@ def own_evidence(session: Session, owner_id: int | None, transfer_model: str) ->
         for run, result in session.execute(query)
         if len(run.sources) == 1
         and run.sources[0].get("id") is not None
-        and same_transfer_model(transfer_model, transfer_model_name(_run_model(run)))
+        and same_transfer_model(
+            transfer_model, transfer_model_name(run.config.get("model") or default_model)
+        )
     ]
     ids = {i for run, _ in runs for i in (run.target_task_id, run.sources[0]["id"])}
     task_ids = _keys(session, list(ids))  # one query for every run's tasks
@@ -175,13 +180,6 @@ def own_evidence(session: Session, owner_id: int | None, transfer_model: str) ->
             row = TransferRow(source, target, int(seed), score, baseline, gain, result.metric)
             rows.append(row)
     return Evidence(rows, task_ids)
-
-
-def _run_model(run: TransferRun) -> str:
-    """The model a run fine-tuned (runs store the encoder they loaded as ``model``)."""
-    from workers.selection.evidence import PACKAGED_TRANSFER_MODEL
-
-    return str((run.config or {}).get("model") or PACKAGED_TRANSFER_MODEL)
 
 
 def _library_keys(session: Session, names: set[str]) -> dict[str, int]:

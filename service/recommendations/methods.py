@@ -89,9 +89,9 @@ def evaluated_transfer_model(settings: Settings) -> str:
     try:
         stamp = path.stat().st_mtime_ns
     except FileNotFoundError:
-        return transfer_model_name(settings.transfer_model)
+        return transfer_model_name(settings.default_transfer_model)
     saved = _transfer_model_at(str(path), stamp)
-    return transfer_model_name(saved or settings.transfer_model)
+    return transfer_model_name(saved or settings.default_transfer_model)
 
 
 def _evaluated_for(settings: Settings, transfer_model: str) -> bool:

@@ -83,7 +83,7 @@ def recommend(
 
     settings = context.settings
     model = model or settings.model
-    transfer_model = transfer_model or settings.transfer_model
+    transfer_model = transfer_model or settings.default_transfer_model
     chosen = None
     if method == "learned":  # 404/422 for a bad evidence_set= before any work
         chosen = evidence_service.choose(session, transfer_model, list(evidence_sets))
@@ -144,7 +144,7 @@ def _rank_learned(
     fitted = context.learned_fits.get(learned.fit_key)
     if fitted is None:
         chosen = learned.chosen
-        own = own_evidence(session, learned.owner_id, chosen.transfer_model)
+        own = own_evidence(session, learned.owner_id, chosen.transfer_model, settings.model)
         rows = evidence_service.rows(session, chosen)
         fitted = fit_ranker(session, ranker.encoder_id, settings.ranker_file, rows, own)
         context.learned_fits.put(learned.fit_key, fitted)

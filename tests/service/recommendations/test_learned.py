@@ -6,6 +6,7 @@ from __future__ import annotations
 from service.auth.repository import owner_by_name
 from service.db import unit_of_work
 from service.models import TransferResult, TransferRun
+from workers.selection.evidence import transfer_model_name
 from workers.selection.rankers import LearnedConfig
 
 GOOD, BAD = "lib05", "lib06"  # a donor that helps every measured target, and one that hurts
@@ -58,7 +59,9 @@ def _record_runs(session_factory, ids: dict[str, int], owner: str = "alice") -> 
                 )
 
 
-def test_without_evidence_learned_says_so_and_ranks_by_embeddings(client, keys, synthetic):
+def test_without_evidence_learned_says_so_and_ranks_by_embeddings(
+    client, keys, synthetic, settings
+):
     target = synthetic["target"]
     learned = client.get(_url(target), headers=keys.alice).json()
     fused = client.get(_url(target).replace("learned", "fused"), headers=keys.alice).json()
@@ -66,12 +69,13 @@ def test_without_evidence_learned_says_so_and_ranks_by_embeddings(client, keys, 
     assert [r["task"] for r in learned["ranking"]] == [r["task"] for r in fused["ranking"]]
     evidence = learned["evidence"]
     assert evidence["used"] is False and evidence["sets"] == [] and evidence["pairs"] == 0
-    assert evidence["reason"] == "no measured transfers of 'all-minilm-l6-v2'"
+    model = transfer_model_name(settings.model)  # the service's own (tiny) encoder
+    assert evidence["reason"] == f"no measured transfers of {model!r}"
     assert "ranked by fused, the best evidence-free method" in learned["note"]
     assert fused["evidence"] is None and fused["transfer_model"] is None
 
 
-def test_finished_transfers_move_the_ranking(client, keys, synthetic, session_factory):
+def test_finished_transfers_move_the_ranking(client, keys, synthetic, session_factory, settings):
     target = synthetic["target"]
     before = _places(client.get(_url(target), headers=keys.alice).json())
     _record_runs(session_factory, synthetic)
@@ -80,7 +84,7 @@ def test_finished_transfers_move_the_ranking(client, keys, synthetic, session_fa
     assert body["method"] == "learned"
     assert "fitted on 4 measured targets (12 pairs)" in body["note"]
     assert body["evidence"] == {
-        "transfer_model": "all-minilm-l6-v2",
+        "transfer_model": transfer_model_name(settings.model),
         "sets": [],
         "protocol": None,
         "own_transfers": 24,

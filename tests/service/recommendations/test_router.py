@@ -214,7 +214,7 @@ def test_one_shot_submit_and_recommend(client, keys, library, to_jsonl, make_row
 
 
 def test_best_default_method_follows_the_saved_evaluation(
-    client, keys, library, ready_task, scoped_evaluation
+    client, keys, library, ready_task, scoped_evaluation, settings
 ):
     target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
     url = f"/v1/tasks/{target['id']}/recommendations"
@@ -226,11 +226,11 @@ def test_best_default_method_follows_the_saved_evaluation(
     lines = ["source,target,seed,score,baseline"]
     lines += [f"{s},{t},0,{50 + i},50" for t in names[:3] for i, s in enumerate(names) if s != t]
     files = {"file": ("m.csv", "\n".join(lines).encode(), "text/csv")}
-    form = {"name": "minilm", "transfer_model": "all-MiniLM-L6-v2"}
+    form = {"name": "mine", "transfer_model": settings.model}  # what transfers fine-tune here
     assert client.post("/v1/evidence", data=form, files=files, headers=keys.admin).is_success
     overall = client.get(url, headers=keys.alice).json()
     assert overall["method"] == "learned" and overall["evaluation"]["rho"] == 4.0
-    assert overall["evidence"]["sets"] == ["minilm"]
+    assert overall["evidence"]["sets"] == ["mine"]
     other = client.get(f"{url}?transfer_model=roberta-base", headers=keys.alice).json()
     assert other["method"] == "taskemb" and other["evaluation"] == {}  # not MiniLM's record
     within = client.get(f"{url}?type=classification", headers=keys.alice).json()
