@@ -16,9 +16,12 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY service ./service
 COPY workers ./workers
 COPY migrations ./migrations
-# The project's measured transfers, the learned ranker's starting evidence (results/evaluate.sh).
-COPY results/ranker.json ./results/ranker.json
-ENV TASKREC_RANKER_PATH=/app/results/ranker.json
+# The learned ranker's settings and saved evaluation (results/evaluate.sh), and the packaged
+# MiniLM's measured transfers, imported as evidence sets on start (with their pinned settings).
+COPY results/ranker.json results/matrix.csv results/matrix.sweep.json ./results/
+COPY results/matrix-10k.csv results/matrix-10k.sweep.json ./results/
+ENV TASKREC_RANKER_PATH=/app/results/ranker.json \
+    TASKREC_EVIDENCE_FILES='{"minilm-1k": "/app/results/matrix.csv", "minilm-10k": "/app/results/matrix-10k.csv"}'
 RUN pip install -e ".[service]"
 
 RUN useradd --create-home --uid 1000 taskrec && mkdir -p /data /tasks && chown taskrec /data
