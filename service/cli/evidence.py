@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
     evidence.command("show")(evidence_show)
     evidence.command("default")(evidence_default)
     evidence.command("delete")(evidence_delete)
+    evidence.command("calibrate")(evidence_calibrate)
+    evidence.command("coverage")(evidence_coverage)
     app.add_typer(evidence, name="evidence")
 
 
@@ -146,6 +148,87 @@ def evidence_delete(
         print_json({"deleted": name})
         return
     stdout.print(f"deleted evidence set {name}")
+
+
+def evidence_calibrate(
+    transfer_model: Annotated[
+        str | None,
+        typer.Option("--transfer-model", help="The model to fine-tune (default: the server's)."),
+    ] = None,
+    sources: Annotated[
+        str,
+        typer.Option(
+            help="missing (library tasks without a donor record), all, or comma-separated names."
+        ),
+    ] = "missing",
+    probes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated probe targets (default: the server's setting)."),
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds (at least 2).")] = "0,1",
+    name: Annotated[
+        str | None, typer.Option("--name", help="Evidence set (default calibration-<model>).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only estimate what it would run and cost.")
+    ] = False,
+    as_json: JsonOption = False,
+    server: ServerOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Measure library tasks as donors on the probe targets (admins): a backfill job below
+    owners' jobs, its cost estimated first."""
+    body: dict = {"sources": sources if sources in ("missing", "all") else _names(sources)}
+    body |= {"seeds": [int(s) for s in _names(seeds)], "dry_run": dry_run}
+    optional = {"transfer_model": transfer_model, "evidence_set": name}
+    body |= {k: v for k, v in optional.items() if v is not None}
+    if probes:
+        body["probes"] = _names(probes)
+    with _api(server, key) as api:
+        planned = api.request("POST", "/v1/evidence/calibrations", json=body)
+    if as_json:
+        print_json(planned)
+        return
+    cost = planned["cost"]
+    hours = cost["seconds"] / 3600
+    stdout.print(
+        f"{planned['evidence_set']} ({planned['transfer_model']}): {len(planned['sources'])} "
+        f"sources × {len(planned['probes'])} probes ({', '.join(planned['probes'])}) × "
+        f"{len(planned['seeds'])} seeds"
+    )
+    stdout.print(
+        f"to run: {cost['sources_to_train']} source stages, {cost['baselines']} baselines, "
+        f"{cost['target_runs']} target runs — about {hours:.1f} h on one CPU core"
+    )
+    job = planned["job_id"]
+    stdout.print(f"job {job} queued (backfill)" if job else "nothing queued")
+
+
+def evidence_coverage(
+    transfer_model: Annotated[
+        str | None, typer.Option("--transfer-model", help="Default: the server's.")
+    ] = None,
+    as_json: JsonOption = False,
+    server: ServerOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Library tasks with a donor record in the transfer model's default sets."""
+    params = {"transfer_model": transfer_model} if transfer_model else {}
+    with _api(server, key) as api:
+        found = api.request("GET", "/v1/evidence/coverage", params=params)
+    if as_json:
+        print_json(found)
+        return
+    stdout.print(
+        f"{found['transfer_model']}: {found['with_record']} of {found['library']} library tasks "
+        f"have a donor record (sets: {', '.join(found['sets']) or 'none'})"
+    )
+    if found["missing"]:
+        stdout.print(f"missing: {', '.join(found['missing'])}")
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _print_sets(sets: list[dict]) -> None:

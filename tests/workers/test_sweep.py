@@ -181,3 +181,24 @@ def test_a_task_whose_data_changed_since_is_refused(two_tasks, toy_tasks, tiny_r
     # unchanged tasks are still welcome, and a new one is recorded beside the others
     run_sweep([sts], [sentiment, toy_tasks["toy_ner"]], tiny_ref, paths, _with(seeds=(0,)))
     assert set(json.loads(paths.tasks.read_text())) == {"toy_sts", "toy_sentiment", "toy_ner"}
+
+
+def test_the_cost_estimate_counts_what_is_left() -> None:
+    from workers.sweep import SweepConfig, TaskSize, estimate_cost
+
+    config = SweepConfig(source_n=1000, target_n=100, eval_n=30, seeds=(0, 1), max_length=64)
+    config = dataclasses.replace(config, source_epochs=1.0, target_epochs=2.0)
+    sources = [TaskSize("big", "classification", 5000), TaskSize("mc", "multiple_choice", 200)]
+    targets = [TaskSize("t", "classification", 400), TaskSize("big", "classification", 5000)]
+    cost = estimate_cost(sources, targets, config, seconds_per_example=0.01, seconds_per_run=2)
+    # sources: 1000 (capped) + 200 × 4 choices; per target run: 100 × 2 epochs + 30 / 3 scored
+    per_run = 100 * 2 + 30 / 3
+    assert (cost.sources_to_train, cost.baselines, cost.target_runs) == (2, 4, 6)
+    assert cost.examples == round(1000 + 800 + per_run * (6 + 4))
+    assert cost.seconds == pytest.approx(cost.examples * 0.01 + (6 + 4) * 2, abs=0.1)
+    done = frozenset({("big", "t", 0), ("mc", "t", 0)})
+    resumed = estimate_cost(
+        sources, targets, config, seconds_per_example=0.01, seconds_per_run=2,
+        trained=frozenset({"big"}), done=done, baselines_done=frozenset({("t", 0)}),
+    )  # fmt: skip
+    assert (resumed.sources_to_train, resumed.baselines, resumed.target_runs) == (1, 3, 4)

@@ -181,6 +181,17 @@ def test_an_imported_matrix_ranks_an_owners_task_for_its_model(
     refused = _run("evidence", "import", str(bad), "--transfer-model", "x", "--name", "bad", *admin)
     assert refused.exit_code == 2
     assert "bad.csv:3: source: 'zeta' is not a library task (HTTP 422)" in refused.output
+    covered = _run("evidence", "coverage", "--transfer-model", "roberta-base", "--json", *alice)
+    assert json.loads(covered.stdout) | {"missing": []} == {
+        "transfer_model": "roberta-base",
+        "sets": ["lab-roberta"],
+        "library": 4,
+        "with_record": 4,
+        "missing": [],
+    }
+    probes = ("--probes", "alpha,beta,delta,epsilon")
+    calibrate = _run("evidence", "calibrate", *probes, "--dry-run", *admin)
+    assert calibrate.exit_code == 2 and "of 3 task types (got 4 of 1)" in calibrate.output
     shown = _run("evidence", "show", "lab-roberta", "--limit", "2", *alice)
     assert shown.exit_code == 0 and "rows 1-2 of 18" in shown.stdout
     assert _run("evidence", "delete", "lab-roberta", *alice).exit_code == 2  # admins only
