@@ -212,6 +212,14 @@ def evaluate(
             "repeatable): the report scores them apart, as the out-of-sample check."
         ),
     ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    evidence_sets: Annotated[
+        list[str],
+        typer.Option(
+            "--evidence-set",
+            help="NAME=CSV (repeatable), with --report: the page compares these evidence sets "
+            "(each leave-one-target-out, each fitted on another, library coverage).",
+        ),
+    ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
     max_examples: Annotated[int | None, typer.Option(help="Examples per embedding.")] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
@@ -238,8 +246,12 @@ def evaluate(
         if train is not None and report is not None:
             raise UserError("--report describes one matrix: leave out --train")
         learn_from = train_rows if train_rows is not None else rows
+        compared = _evidence_files(evidence_sets)
+        if compared and report is None:
+            raise UserError("--evidence-set compares sets on the results page: add --report")
         wanted = _split(methods) or _split([settings.selection_methods])
-        names = {name for r in [*rows, *learn_from] for name in (r.source, r.target)}
+        every = [*rows, *learn_from, *(r for item in compared for r in item.rows)]
+        names = {name for r in every for name in (r.source, r.target)}
         needed = embedding_methods_needed(wanted)
         lib = _library(names, library, needed, settings, model, max_examples, not as_json)
         config = EvalConfig(
@@ -267,8 +279,10 @@ def evaluate(
             argv += [f"--fresh-targets={','.join(fresh)}"] * bool(fresh)
             argv += [f"--max-examples={max_examples}"] * (max_examples is not None)
             argv += [f"--model={model}"] * (model is not None) + [f"--report={report}"]
+            argv += [f"--evidence-set={x}" for x in evidence_sets]
             ranker = fitted if "learned" in config.methods else None
-            _write_report(rows, result, lib, report, results_csv, argv, ranker, fresh)
+            section = _evidence_section(compared, lib, config, settings) if compared else None
+            _write_report(rows, result, lib, report, results_csv, argv, ranker, fresh, section)
     if as_json:
         print_json(result.to_dict())
         return
@@ -280,6 +294,50 @@ def evaluate(
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+COMPARED_METHODS = ("random", "datasize", "semb", "taskemb", "fused", "learned", "oracle")
+
+
+def _evidence_files(specs: list[str]) -> list[Any]:
+    """``NAME=CSV`` options as the report's evidence sets (rows and pinned settings)."""
+    import json
+
+    from workers.selection.report import EvidenceSetFile
+    from workers.selection.results import read_results
+
+    found = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--evidence-set takes NAME=CSV, got {spec!r}")
+        pinned = Path(path).with_suffix(".sweep.json")
+        settings = json.loads(pinned.read_text()) if pinned.is_file() else {}
+        found.append(EvidenceSetFile(name, read_results(path), settings))
+    return found
+
+
+def _evidence_section(compared: list[Any], lib, config, settings: Settings) -> str:
+    """Each set leave-one-target-out, each set's targets from a ranker fitted on each other
+    set, and how many library tasks the sets give a donor record."""
+    import dataclasses
+
+    from workers.data.loaders import iter_task_dirs
+    from workers.selection.evaluate import evaluate as run_evaluation
+    from workers.selection.report import evidence_section
+
+    methods = tuple(m for m in COMPARED_METHODS if m in config.methods)
+    small = dataclasses.replace(config, methods=methods, scopes=("all",))
+    learned_only = dataclasses.replace(small, methods=("learned",))
+    own = {item.name: run_evaluation(item.rows, lib, small) for item in compared}
+    crossed = {
+        (a.name, b.name): run_evaluation(b.rows, lib, learned_only, train=a.rows)
+        for a in compared
+        for b in compared
+        if a.name != b.name and "learned" in methods
+    }
+    library = [d.name for d in iter_task_dirs(settings.tasks_root)]
+    return evidence_section(compared, own, crossed, library)
 
 
 def _scored_file(results_csv: Path | None, test: Path | None) -> Path:
@@ -306,7 +364,15 @@ REPORT_ENV = ("TASKREC_CACHE_PATH", "TASKREC_EMBED_PRECISION", "TASKREC_MAX_EXAM
 
 
 def _write_report(
-    rows, result, lib, report: Path, results_csv: Path, argv: list[str], ranker, fresh: list[str]
+    rows,
+    result,
+    lib,
+    report: Path,
+    results_csv: Path,
+    argv: list[str],
+    ranker,
+    fresh: list[str],
+    evidence: str | None = None,
 ) -> None:
     import json
     import os
@@ -319,7 +385,7 @@ def _write_report(
     # Settings that decide which embeddings are read go in front, so the line reruns as it ran.
     env = [f"{k}={shlex.quote(os.environ[k])}" for k in REPORT_ENV if k in os.environ]
     command = " ".join([*env, "taskrec evaluate", *(shlex.quote(a) for a in argv)])
-    path = write_report(rows, result, lib, report, command, sweep, ranker, fresh)
+    path = write_report(rows, result, lib, report, command, sweep, ranker, fresh, evidence)
     stderr.print(f"wrote {path} and its figures in {path.with_suffix('')}/")
 
 

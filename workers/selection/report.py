@@ -54,10 +54,12 @@ def write_report(
     sweep: dict | None = None,
     ranker: LearnedRanker | None = None,
     fresh: Sequence[str] = (),
+    evidence: str | None = None,
 ) -> Path:
     """Write the page and its figures; ``sweep`` = the CSV's pinned settings (``.sweep.json``),
     ``ranker`` = the learned ranker fitted on every row (its weights are shown), ``fresh`` =
-    targets measured after the ranker's settings were chosen (scored apart)."""
+    targets measured after the ranker's settings were chosen (scored apart), ``evidence`` = the
+    evidence sets' section (:func:`evidence_section`)."""
     path = Path(path)
     figures = path.with_suffix("")  # docs/results.md -> docs/results/
     figures.mkdir(parents=True, exist_ok=True)
@@ -84,6 +86,7 @@ def write_report(
         *([fresh_section(evaluation, fresh)] if fresh else []),
         reliable_section(evaluation, rows),
         *([learned_section(ranker)] if ranker is not None else []),
+        *([evidence] if evidence else []),
         "## Gains per target",
         "Each dot is one source's mean gain over seeds; the line at 0 is the no-transfer baseline.",
         f"![gains]({figures.name}/gains.png)",
@@ -100,6 +103,90 @@ _WITHIN_GOALS = (
     "The same goals within the target's own task type (sources of other types set aside), "
     "for reference: the project's goals are the all-type ones above."
 )
+
+
+@dataclass(frozen=True)
+class EvidenceSetFile:
+    """One evidence set as the report shows it: its rows and the settings its sweep pinned."""
+
+    name: str
+    rows: list[TransferRow]
+    pinned: dict
+
+
+def evidence_section(
+    sets: Sequence[EvidenceSetFile],
+    own: dict[str, Evaluation],
+    crossed: dict[tuple[str, str], Evaluation],
+    library_tasks: Sequence[str],
+) -> str:
+    """The evidence sets side by side: what each measured, how each method ranks on each
+    (leave-one-target-out), how a ranker fitted on one set ranks another's targets, and how
+    many library tasks have a donor record in them."""
+    lines = [
+        "## Evidence sets",
+        "Measured transfers belong to the model fine-tuned and the protocol that measured them. "
+        "Each set below is scored leave-one-target-out on its own, then each set's targets are "
+        "ranked by a learned ranker fitted on another set (none of the ranked target's rows), "
+        "which says how far one protocol's evidence carries to the other's.",
+        "",
+        "| set | transfer model | source rows | source epochs | targets | sources | seeds | rows |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for item in sets:
+        rows, pinned = item.rows, item.pinned
+        cells = [
+            item.name,
+            str(pinned.get("encoder", "?")),
+            f"≤ {pinned['source_n']:,}" if pinned.get("source_n") else "all",
+            f"{pinned.get('source_epochs', '?')}",
+            str(len({r.target for r in rows})),
+            str(len({r.source for r in rows})),
+            str(len({r.seed for r in rows})),
+            f"{len(rows):,}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Leave-one-target-out on each set (ρ ↓ / Regret@3 % ↓):", ""]
+    methods = list(dict.fromkeys(m for e in own.values() for m in e.methods()))
+    lines += ["| method | " + " | ".join(own) + " |", "|---|" + "---|" * len(own)]
+    for method in methods:
+        cells = [_rho_regret(own[name], method) for name in own]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    if crossed:
+        lines += [
+            "",
+            "A learned ranker fitted on one set, scored on another's targets (ρ ↓ / Regret@3 % ↓; "
+            "the diagonal is the set's own leave-one-target-out):",
+            "",
+            "| fitted on \\ scored on | " + " | ".join(own) + " |",
+            "|---|" + "---|" * len(own),
+        ]
+        for train in own:
+            cells = [
+                _rho_regret(own[test] if train == test else crossed[(train, test)], "learned")
+                for test in own
+            ]
+            lines.append(f"| {train} | " + " | ".join(cells) + " |")
+    donors = {r.source for item in sets for r in item.rows}
+    covered = [t for t in library_tasks if t in donors]
+    missing = sorted(set(library_tasks) - donors)
+    lines += [
+        "",
+        f"**Calibration coverage:** {len(covered)} of {len(library_tasks)} library tasks have a "
+        "donor record in these sets"
+        + (f"; without one: {', '.join(missing)}." if missing else "."),
+    ]
+    return "\n".join(lines)
+
+
+def _rho_regret(evaluation: Evaluation, method: str) -> str:
+    row = next(
+        (r for r in evaluation.summary() if r["method"] == method and r["scope"] == "all"), None
+    )
+    if row is None:
+        return "–"
+    regret = row.get("regret@3", math.nan)
+    return f"{row['rho']:.2f} / {regret:.2f}"
 
 
 def goal_list(checks: list[Check]) -> str:

@@ -199,6 +199,29 @@ def test_evaluate_fits_on_one_set_and_scores_another(env, tmp_path) -> None:
     assert both.exit_code == 2 and "once" in both.output
 
 
+def test_the_results_page_compares_evidence_sets(env, tmp_path) -> None:
+    results = _toy_matrix(tmp_path / "toy.csv")
+    (tmp_path / "toy.sweep.json").write_text('{"encoder": "tiny@1", "source_n": 1000}')
+    partial = tmp_path / "partial.csv"  # a second set: fewer sources, its own protocol
+    kept = [line for line in results.read_text().splitlines() if not line.startswith("toy_qa,")]
+    partial.write_text("\n".join(kept) + "\n")
+    page = tmp_path / "docs" / "results.md"
+    result = _run(
+        "evaluate", str(results), "--library", str(env),
+        "--methods", "random,datasize,semb,learned,oracle", "--report", str(page),
+        "--evidence-set", f"big={results}", "--evidence-set", f"small={partial}",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    section = text.split("## Evidence sets")[1].split("## Gains per target")[0]
+    assert "| big | tiny@1 | ≤ 1,000 |" in section and "| small | ? | all |" in section
+    assert "| learned |" in section and "| fitted on \\ scored on | big | small |" in section
+    assert "**Calibration coverage:** 5 of 5 library tasks have a donor record" in section
+    assert "--evidence-set=small=" in text  # the page reruns as it ran
+    alone = runner.invoke(app, ["evaluate", str(results), "--evidence-set", f"big={results}"])
+    assert alone.exit_code == 2 and "--report" in alone.output
+
+
 def test_importing_the_commands_does_not_import_torch() -> None:
     code = "import sys, service.cli.selection; print('torch' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
