@@ -242,12 +242,7 @@ def write_set(
         )
         session.add(found)
         session.flush()
-        defaults = [
-            s
-            for s in repository.all_sets(session)
-            if s.is_default and s.id != found.id and s.transfer_model == model
-        ]
-        if not defaults or all(s.protocol == protocol for s in defaults):
+        if evidence.joins_defaults(session, found):
             evidence.make_default(session, found, True)
     repository.clear_rows(session, found.id)
     repository.add_rows(session, found.id, rows)

@@ -103,9 +103,23 @@ def import_set(
     first_of_model = not any(
         s.transfer_model == model and s.id != evidence_set.id for s in repository.all_sets(session)
     )
-    if request.default or first_of_model:
+    shipped = request.origin == EvidenceOrigin.SWEEP and joins_defaults(session, evidence_set)
+    if request.default or first_of_model or shipped:
         make_default(session, evidence_set, True)
     return evidence_set
+
+
+def joins_defaults(session: Session, evidence_set: EvidenceSet) -> bool:
+    """Whether the service's own evidence (a shipped sweep, a calibration) becomes a default of
+    its model by itself: when the model has no default, or its defaults share its protocol."""
+    defaults = [
+        s
+        for s in repository.all_sets(session)
+        if s.is_default
+        and s.id != evidence_set.id
+        and s.transfer_model == evidence_set.transfer_model
+    ]
+    return all(_canonical(s.protocol) == _canonical(evidence_set.protocol) for s in defaults)
 
 
 def _model_name(name: str) -> str:

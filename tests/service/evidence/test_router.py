@@ -183,3 +183,27 @@ def test_shipped_sweeps_import_once_and_again_when_changed(
         assert found.transfer_model == "all-minilm-l6-v2@pkg-0.1.0-x"
         assert found.protocol == {"source_n": 10000, "target_n": 200}
         assert found.origin == "sweep" and found.is_default and found.summary["targets"] == 1
+
+
+def test_a_shipped_sweep_of_the_defaults_protocol_joins_them(
+    settings, session_factory, library, tmp_path
+):
+    pinned = {"source_n": 10000, "encoder": "all-MiniLM-L6-v2@pkg-x"}
+    files = {}
+    for name, targets in (("matrix", ("rte",)), ("calibration", ("mrpc",))):
+        path = tmp_path / f"{name}.csv"
+        path.write_bytes(_matrix(targets=targets))
+        path.with_suffix(".sweep.json").write_text(json.dumps(pinned))
+        files[name] = path
+    other = tmp_path / "small.csv"
+    other.write_bytes(_matrix())
+    other.with_suffix(".sweep.json").write_text(json.dumps(pinned | {"source_n": 1000}))
+    files["small"] = other
+    shipped = settings.model_copy(update={"evidence_files": files})
+    with unit_of_work(session_factory) as session:
+        assert sync_shipped(session, shipped) == ["matrix", "calibration", "small"]
+    from service.evidence.repository import all_sets
+
+    with unit_of_work(session_factory) as session:
+        defaults = {s.name: s.is_default for s in all_sets(session)}
+    assert defaults == {"matrix": True, "calibration": True, "small": False}
