@@ -14,7 +14,7 @@ from service.context import AppContext
 from service.embeddings import repository
 from service.embeddings.schemas import EmbedConfig, EmbeddingRead, EmbeddingStatus, EmbedRequest
 from service.jobs import service as jobs
-from service.models import Embedding, Job, JobKind, JobState, Task, TaskStatus
+from service.models import Embedding, Job, JobKind, JobPriority, JobState, Task, TaskStatus
 from service.recommendations import service as recommendations
 from service.settings import Settings
 
@@ -30,8 +30,10 @@ def queue_embedding(
     owner_id: int,
     request: EmbedRequest | None = None,
     batch_id: int | None = None,
+    priority: int = JobPriority.OWNER,
 ) -> Job:
-    """Queue a job computing ``task``'s embeddings (defaults from the settings)."""
+    """Queue a job computing ``task``'s embeddings (defaults from the settings); the library's
+    own embedding is backfill (``JobPriority.BACKFILL``), below owners' jobs."""
     config = EmbedConfig.from_settings(context.settings, request)
     # Only the service model's embeddings decide whether a task can be ranked: recomputing with
     # another model leaves a ready task ready.
@@ -45,6 +47,7 @@ def queue_embedding(
         config.model_dump(),
         task_id=task.id,
         batch_id=batch_id,
+        priority=priority,
     )
 
 

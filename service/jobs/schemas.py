@@ -18,6 +18,8 @@ class JobRead(BaseModel):
     id: int
     kind: str
     state: str
+    queue: str = ""  # embed | finetune | backfill (the service's own work: library embedding, ...)
+    priority: int = 0  # owners' jobs 0, backfill -10: workers take higher priorities first
     task_id: int | None
     batch_id: int | None
     progress: float  # percent, 0-100
@@ -43,6 +45,8 @@ class JobRead(BaseModel):
             id=job.id,
             kind=job.kind,
             state=job.state,
+            queue=job.queue,
+            priority=job.priority,
             task_id=job.task_id,
             batch_id=job.batch_id,
             progress=round(100.0 * job.progress, 1),

@@ -32,7 +32,8 @@ def submit(
     job = Job(
         owner_id=owner_id,
         kind=kind,
-        queue=JobKind.QUEUES[kind],
+        # Backfill has its own broker queue, so owners' workers are never taken by it
+        queue=JobKind.QUEUES[kind] if priority >= JobPriority.OWNER else "backfill",
         state=JobState.QUEUED,
         priority=priority,
         config=config,

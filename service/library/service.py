@@ -12,7 +12,7 @@ from service.db import unit_of_work
 from service.embeddings import service as embeddings
 from service.errors import Problem
 from service.library.exceptions import FolderNotAllowed, LibraryNameTaken
-from service.models import Owner, Task, TaskSource, TaskStatus
+from service.models import JobPriority, Owner, Task, TaskSource, TaskStatus
 from service.recommendations import service as recommendations
 from service.settings import Settings
 from service.tasks import repository as tasks
@@ -93,7 +93,7 @@ def _register_one(session: Session, context: AppContext, admin: Owner, folder: P
         is_library=True,
     )
     tasks.add(session, task, [])
-    embeddings.queue_embedding(session, context, task, admin.id)
+    embeddings.queue_embedding(session, context, task, admin.id, priority=JobPriority.BACKFILL)
     return task
 
 

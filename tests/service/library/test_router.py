@@ -39,7 +39,9 @@ def test_admin_registers_a_folder_of_tasks(client, keys, task_folders, wait_job)
     assert [t["name"] for t in tasks] == ["alpha", "beta"]
     assert all(t["is_library"] and t["source"] == "folder" for t in tasks)
     for task in tasks:
-        assert wait_job(task["embedding"]["job_id"], keys.admin)["state"] == "succeeded"
+        job = wait_job(task["embedding"]["job_id"], keys.admin)
+        assert job["state"] == "succeeded"
+        assert (job["queue"], job["priority"]) == ("backfill", -10)  # below owners' jobs
     again = client.post(
         "/v1/library/folders", json={"path": str(root / "alpha")}, headers=keys.admin
     )
