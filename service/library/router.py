@@ -54,7 +54,7 @@ def promote_task(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=responses(AdminRequired, TaskNotFound),
+    responses=responses(AdminRequired, TaskNotFound, TaskNameTaken),
 )
 def remove_task(
     task: VisibleTask, _admin: AdminOwner, session: SessionDep, context: ContextDep

@@ -44,6 +44,11 @@ def remove(session: Session, context: AppContext, task: Task) -> None:
     if task.source == TaskSource.FOLDER:
         task_service.delete_task(session, context, task)
         return
+    if tasks.name_taken(session, task.owner_id, task.name):
+        raise TaskNameTaken(
+            f"its owner already has a task of their own named {task.name!r}: rename or delete "
+            "that one first"
+        )
     recommendations.library_changed(session, context, task.id, removed=True)
     task.is_library = False
     session.flush()
@@ -73,8 +78,6 @@ def _register_one(session: Session, context: AppContext, admin: Owner, folder: P
         raise TaskInvalid(f"task folder {folder.name!r} is invalid", problems=problems) from None
     if tasks.library_name_taken(session, data.name):
         raise LibraryNameTaken(f"the library already has a task named {data.name!r}")
-    if tasks.name_taken(session, admin.id, data.name):
-        raise TaskNameTaken(f"owner {admin.name!r} already has a task named {data.name!r}")
     counts, distribution = summarise(data)
     task = Task(
         owner_id=admin.id,

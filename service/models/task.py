@@ -31,7 +31,9 @@ class Task(CreatedAt, Base):
 
     __tablename__ = "tasks"
     __table_args__ = (
-        UniqueConstraint("owner_id", "name"),
+        # An owner's own tasks have unique names, and so have the library's: the admin who
+        # registered the library may still submit a task named as a library task.
+        UniqueConstraint("owner_id", "name", "is_library"),
         # Recommendations count the library (of one type) on every request: a covering index.
         Index("ix_tasks_library_type", "is_library", "type"),
     )

@@ -56,7 +56,10 @@ def files_of(session: Session, task_ids: list[int]) -> dict[int, list[TaskFile]]
 
 
 def name_taken(session: Session, owner_id: int, name: str) -> bool:
-    query = select(Task.id).where(Task.owner_id == owner_id, Task.name == name)
+    """Whether the owner has a task of their own (not the library's) named ``name``."""
+    query = select(Task.id).where(
+        Task.owner_id == owner_id, Task.name == name, Task.is_library.is_(False)
+    )
     return session.scalar(query) is not None
 
 

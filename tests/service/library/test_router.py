@@ -105,3 +105,26 @@ def test_serve_registers_the_tasks_root_as_the_library(client, keys, task_folder
     assert register_root(context, "admin") == 0  # already registered
     listed = client.get("/v1/library", headers=keys.alice).json()
     assert sorted(t["name"] for t in listed["items"]) == ["alpha", "beta"]
+
+
+def test_an_admins_own_task_and_a_library_task_share_a_name(
+    client, keys, task_folders, upload, wait_job
+):
+    root, _ = task_folders
+    mine = upload(keys.admin, "alpha")  # before the library has an alpha
+    assert mine.status_code == 201, mine.text
+    registered = client.post("/v1/library/folders", json={"path": str(root)}, headers=keys.admin)
+    assert registered.status_code == 201, registered.text  # the library's alpha is not dropped
+    assert [t["name"] for t in registered.json()] == ["alpha", "beta"]
+    again = upload(keys.admin, "beta")  # after: a task of their own may share a library name
+    assert again.status_code == 201, again.text
+    twice = upload(keys.admin, "beta")
+    assert twice.status_code == 409 and "beta" in twice.json()["message"]
+    library = client.get("/v1/library", headers=keys.admin).json()
+    assert sorted(t["name"] for t in library["items"]) == ["alpha", "beta"]
+    # Taking an uploaded library task out would give its owner two tasks of one name: refused
+    promoted = upload(keys.bob, "gamma").json()
+    assert client.put(f"/v1/library/{promoted['id']}", headers=keys.admin).status_code == 200
+    assert upload(keys.bob, "gamma").status_code == 201
+    refused = client.delete(f"/v1/library/{promoted['id']}", headers=keys.admin)
+    assert refused.status_code == 409 and "rename or delete" in refused.json()["message"]
