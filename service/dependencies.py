@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from service.context import AppContext
@@ -43,3 +43,10 @@ def get_session(context: ContextDep) -> Iterator[Session]:
 # scope="function": the commit happens before the response is sent, so a client that reads
 # right after a 201 sees the row, and a failing commit becomes a 500 rather than a lost write.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+# Ids and offsets are integer columns (32-bit on PostgreSQL): a larger number is a 422 naming the
+# parameter, never an overflow deep in the driver (a 500).
+MAX_DB_INT = 2**31 - 1
+ResourceId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]

@@ -13,7 +13,7 @@ from service.batches.exceptions import BatchInvalid, BatchNotFound
 from service.batches.schemas import BatchCreate, BatchPage, BatchRead
 from service.context import AppContext
 from service.db import unit_of_work
-from service.dependencies import ContextDep, SessionDep, SettingsDep
+from service.dependencies import ContextDep, Offset, ResourceId, SessionDep, SettingsDep
 from service.errors import responses
 from service.events import EVENT_STREAM, event_stream
 from service.models import Batch
@@ -61,7 +61,7 @@ def list_batches(
     owner: CurrentOwner,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> BatchPage:
     items, total = service.page(session, owner, limit, offset)
     return BatchPage(
@@ -70,13 +70,13 @@ def list_batches(
 
 
 @router.get("/{batch_id}", response_model=BatchRead, responses=responses(BatchNotFound))
-def read_batch(batch_id: int, owner: CurrentOwner, session: SessionDep) -> BatchRead:
+def read_batch(batch_id: ResourceId, owner: CurrentOwner, session: SessionDep) -> BatchRead:
     """The batch's state over its child jobs, with each job."""
     return service.read_models(session, [service.visible(session, owner, batch_id)])[0]
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchRead, responses=responses(BatchNotFound))
-def cancel_batch(batch_id: int, owner: CurrentOwner, session: SessionDep) -> BatchRead:
+def cancel_batch(batch_id: ResourceId, owner: CurrentOwner, session: SessionDep) -> BatchRead:
     """Cancel the batch's queued and running jobs."""
     batch = service.visible(session, owner, batch_id)
     service.cancel(session, batch)
@@ -88,7 +88,7 @@ def cancel_batch(batch_id: int, owner: CurrentOwner, session: SessionDep) -> Bat
     responses={**responses(BatchNotFound), **EVENT_STREAM},
 )
 def batch_events(
-    batch_id: int, owner: CurrentOwner, session: SessionDep, context: ContextDep
+    batch_id: ResourceId, owner: CurrentOwner, session: SessionDep, context: ContextDep
 ) -> EventSourceResponse:
     """Server-Sent Events: ``progress`` (the batch, as GET returns it) whenever it changes,
     then one ``end`` once every child job has finished."""

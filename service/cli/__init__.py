@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from service.cli import engine
@@ -15,8 +17,23 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"taskrec {version('taskrec')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def check_settings() -> None:
+def check_settings(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Refuse bad TASKREC_* settings up front, one line per setting, before any command runs."""
     from pydantic import ValidationError
 

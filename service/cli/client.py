@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,9 @@ import typer
 from rich.table import Table
 
 from service.cli.common import fail, print_json, progress_bars, stdout
-from workers.selection.methods import choices_text
+from service.models.job import JobState
+from service.transfers.schemas import REGIMES, STRATEGIES
+from workers.selection.methods import SERVED
 
 ServerOption = Annotated[
     str | None,
@@ -38,6 +41,11 @@ KeyOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
+# Choices from the registries the server validates against: listed in --help, checked here.
+MethodChoice = StrEnum("MethodChoice", {name: name for name in SERVED})
+StrategyChoice = StrEnum("StrategyChoice", {name: name for name in STRATEGIES})
+RegimeChoice = StrEnum("RegimeChoice", {name: name for name in REGIMES})
+StateChoice = StrEnum("StateChoice", {name: name for name in JobState.ALL})
 WaitOption = Annotated[bool, typer.Option("--wait", help="Follow the jobs until they finish.")]
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -220,7 +228,10 @@ def _split_files(folder: Path):
 def recommend(
     task_id: Annotated[int, typer.Argument(help="A task id (yours or the library's).")],
     k: Annotated[int, typer.Option("--k", help="How many library tasks.")] = 10,
-    method: Annotated[str | None, typer.Option(help=f"{choices_text()}.")] = None,
+    method: Annotated[
+        MethodChoice | None,
+        typer.Option(help="Default: the server's default."),
+    ] = None,
     task_type: Annotated[
         str | None, typer.Option("--type", help="Only library tasks of this type.")
     ] = None,
@@ -293,7 +304,7 @@ def jobs(
     job_id: Annotated[int | None, typer.Argument(help="Show (or follow) one job.")] = None,
     cancel: Annotated[bool, typer.Option("--cancel", help="Cancel JOB_ID.")] = False,
     wait: WaitOption = False,
-    state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    state: Annotated[StateChoice | None, typer.Option(help="Only jobs in this state.")] = None,
     as_json: JsonOption = False,
     server: ServerOption = None,
     key: KeyOption = None,
@@ -334,10 +345,14 @@ def transfer_start(
         str, typer.Option(help="Comma-separated source task ids, or 'auto'.")
     ] = "auto",
     k: Annotated[int, typer.Option("--k", help="Sources 'auto' picks.")] = 1,
-    strategy: Annotated[str, typer.Option(help="sequential or multitask.")] = "sequential",
-    regime: Annotated[
-        str, typer.Option(help="limited or full (target training size).")
-    ] = "limited",
+    strategy: Annotated[StrategyChoice, typer.Option(help="How sources train.")] = "sequential",
+    regime: Annotated[RegimeChoice, typer.Option(help="Target training size.")] = "limited",
+    method: Annotated[
+        MethodChoice | None,
+        typer.Option(
+            help="How 'auto' ranks sources (default: as recommend does; the run records it)."
+        ),
+    ] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0",
     epochs: Annotated[float, typer.Option(help="Epochs per stage.")] = 3.0,
     wait: WaitOption = False,
@@ -354,6 +369,7 @@ def transfer_start(
         "k": k,
         "strategy": strategy,
         "regime": regime,
+        **({"method": method} if method else {}),
         "seeds": [int(s) for s in seeds.split(",") if s],
         "source_train": train,
         "target_train": train,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Form, Path, Query, Request, Response, UploadFile,
 
 from service.auth.dependencies import AdminOwner, CurrentOwner
 from service.auth.exceptions import AdminRequired, NotAuthenticated
-from service.dependencies import ContextDep, SessionDep, SettingsDep
+from service.dependencies import ContextDep, Offset, SessionDep, SettingsDep
 from service.errors import Problem, responses
 from service.evidence import calibration, service
 from service.evidence.exceptions import (
@@ -141,7 +141,7 @@ def read_evidence(
     owner: CurrentOwner,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    offset: Offset = 0,
 ) -> EvidenceSetDetail:
     """A set's summary and a page of its rows."""
     return service.detail(session, name, limit, offset)

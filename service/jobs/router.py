@@ -10,7 +10,7 @@ from service.auth.dependencies import CurrentOwner
 from service.auth.exceptions import NotAuthenticated
 from service.context import AppContext
 from service.db import unit_of_work
-from service.dependencies import ContextDep, SessionDep
+from service.dependencies import MAX_DB_INT, ContextDep, Offset, SessionDep
 from service.errors import responses
 from service.events import EVENT_STREAM, event_stream
 from service.jobs import repository, service
@@ -27,9 +27,9 @@ def list_jobs(
     session: SessionDep,
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     kind: str | None = None,
-    task_id: int | None = None,
+    task_id: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> JobPage:
     """The caller's jobs, newest first."""
     filters = {"state": state, "kind": kind, "task_id": task_id, "limit": limit, "offset": offset}

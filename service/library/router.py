@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from service.auth.dependencies import AdminOwner, CurrentOwner
 from service.auth.exceptions import AdminRequired, NotAuthenticated
-from service.dependencies import ContextDep, SessionDep, SettingsDep
+from service.dependencies import ContextDep, Offset, SessionDep, SettingsDep
 from service.errors import responses
 from service.library import service
 from service.library.exceptions import FolderNotAllowed, LibraryNameTaken
@@ -26,7 +26,7 @@ def list_library(
     settings: SettingsDep,
     type: TaskTypeName | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TaskPage:
     """The library's tasks with their embedding status."""
     items, total = tasks.page(

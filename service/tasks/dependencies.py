@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.auth.dependencies import CurrentOwner
-from service.dependencies import SessionDep, SettingsDep
+from service.dependencies import ResourceId, SessionDep, SettingsDep
 from service.models import Task
 from service.tasks import service
 from service.tasks.uploads import StagedUpload, stage_request
 
 
-def visible_task(task_id: int, owner: CurrentOwner, session: SessionDep) -> Task:
+def visible_task(task_id: ResourceId, owner: CurrentOwner, session: SessionDep) -> Task:
     """The task if the caller may see it; another owner's task answers 404, as a missing one."""
     return service.visible(session, owner, task_id)
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from service.auth.dependencies import CurrentOwner
 from service.auth.exceptions import NotAuthenticated, RateLimited
-from service.dependencies import ContextDep, SessionDep, SettingsDep
+from service.dependencies import ContextDep, Offset, SessionDep, SettingsDep
 from service.errors import responses
 from service.jobs.schemas import JobRead
 from service.models import Job
@@ -130,7 +130,7 @@ def list_tasks(
     status: TaskStatusName | None = None,
     library: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TaskPage:
     """Your tasks and the library's, oldest first."""
     filters = {"type": type, "status": status, "library": library}

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from service.auth.dependencies import AdminOwner, CurrentOwner
 from service.auth.exceptions import AdminRequired, NotAuthenticated
-from service.dependencies import ContextDep, SessionDep
+from service.dependencies import ContextDep, Offset, ResourceId, SessionDep
 from service.errors import responses
 from service.recommendations.exceptions import EmbeddingsNotReady
 from service.tasks.exceptions import TaskNotFound
@@ -38,7 +38,7 @@ def list_transfers(
     owner: CurrentOwner,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TransferPage:
     """Your transfer runs, newest first."""
     items, total = service.page(session, owner, limit, offset)
@@ -48,7 +48,7 @@ def list_transfers(
 
 
 @router.get("/{run_id}", response_model=TransferRead, responses=responses(TransferNotFound))
-def read_transfer(run_id: int, owner: CurrentOwner, session: SessionDep) -> TransferRead:
+def read_transfer(run_id: ResourceId, owner: CurrentOwner, session: SessionDep) -> TransferRead:
     """A run's state and, once done, per-stage metrics, baseline and gain (mean ± std)."""
     return service.read_models(session, [service.visible(session, owner, run_id)])[0]
 
@@ -59,7 +59,7 @@ def read_transfer(run_id: int, owner: CurrentOwner, session: SessionDep) -> Tran
     responses=responses(AdminRequired, TransferNotFound),
 )
 def share_transfer(
-    run_id: int,
+    run_id: ResourceId,
     admin: AdminOwner,
     session: SessionDep,
     body: TransferShare | None = None,

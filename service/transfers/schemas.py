@@ -17,6 +17,11 @@ class TrainSettings(BaseModel):
     max_steps: int | None = Field(None, ge=1)
 
 
+STRATEGIES = ("sequential", "multitask")
+Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
+REGIMES = ("limited", "full")
+
+
 class MixingSettings(BaseModel):
     """How multi-task training draws a task per step (``workers.finetune.MixingConfig``)."""
 
@@ -35,9 +40,9 @@ class TransferSettings(BaseModel):
         description="the ranking 'auto' picks by; default: the one recommendations use (the "
         "run records the method that picked, with the run's model as the transfer model)",
     )
-    strategy: Literal["sequential", "multitask"] = "sequential"
+    strategy: Strategy = "sequential"
     mixing: MixingSettings = MixingSettings()
-    regime: Literal["limited", "full"] = "limited"  # target training size
+    regime: Literal[REGIMES] = "limited"  # type: ignore[valid-type]  # target training size
     train_n: int | None = Field(None, ge=1, description="target training rows (overrides regime)")
     eval_n: int | None = Field(None, ge=1, description="validation rows scored per task")
     source_max_examples: int | None = Field(None, ge=1, description="cap on source training rows")

@@ -197,3 +197,15 @@ def test_an_imported_matrix_ranks_an_owners_task_for_its_model(
     assert _run("evidence", "delete", "lab-roberta", *alice).exit_code == 2  # admins only
     assert _run("evidence", "delete", "lab-roberta", *admin).exit_code == 0
     assert json.loads(_run("evidence", "list", "--json", *admin).stdout) == []
+
+
+def test_choices_are_listed_and_checked_and_the_version_is_printed():
+    helped = _run("transfers", "start", "--help")
+    assert "sequential|multitask" in helped.output and "limited|full" in helped.output
+    bad = _run("recommend", "1", "--method", "nope", "--key", "k")
+    assert bad.exit_code == 2 and "'nope' is not one of" in bad.output
+    assert _run("jobs", "--state", "sleeping", "--key", "k").exit_code == 2
+    from importlib.metadata import version
+
+    shown = _run("--version")
+    assert shown.exit_code == 0 and shown.stdout.strip() == f"taskrec {version('taskrec')}"
