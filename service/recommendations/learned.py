@@ -13,7 +13,7 @@ task by ``task:<id>`` so an owner's task can never pose as a library task.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -62,6 +62,9 @@ class FittedRanker:
     ranker: object  # workers.selection.rankers.LearnedRanker (torch-free, imported lazily)
     task_ids: dict[str, int]  # ranker key -> task id
     own_rows: int  # of the rows, how many came from the owner's (or shared) transfer runs
+    # (target key, source key) -> (mean gain, seeds) of every measured pair, single-source
+    # targets included: shown beside a ranking of that target, never used to reorder it
+    measured: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
 
 
 def fit_ranker(
@@ -74,6 +77,7 @@ def fit_ranker(
     """Fit on the evidence sets' rows plus the owner's runs; reads only the tasks they name.
     The ranker's settings are the ranker file's (the defaults without one)."""
     from workers.selection.rankers import LearnedRanker
+    from workers.selection.results import outcomes
 
     names = {name for row in set_rows for name in (row.source, row.target)}
     keys = {**own.task_ids, **_library_keys(session, names)}
@@ -82,7 +86,12 @@ def fit_ranker(
     rows = [r for r in [*set_rows, *own.rows] if r.source in known and r.target in known]
     ranker = LearnedRanker(library, _saved_config(ranker_file)).fit(rows)
     kept = set(rows)
-    return FittedRanker(ranker, keys, sum(1 for r in own.rows if r in kept))
+    measured = {
+        (target, source): (outcome.gain, outcome.seeds)
+        for target, sources in outcomes(rows).items()
+        for source, outcome in sources.items()
+    }
+    return FittedRanker(ranker, keys, sum(1 for r in own.rows if r in kept), measured)
 
 
 def _saved_config(ranker_file: Path):
@@ -113,12 +122,25 @@ def rank_learned(
         LearnedPick(
             task_id=keys[c],
             score=s["score"],
-            evidence={f"learned.{k}": s[k] for k in ("model", "prior", "weight") if k in s},
+            evidence={
+                **{f"learned.{k}": s[k] for k in ("model", "prior", "weight") if k in s},
+                # how many measured targets the source's donor record rests on
+                **({"learned.donor_targets": s["evidence"]} if "evidence" in s else {}),
+                **_measured(fitted.measured.get((target_key, c))),
+            },
         )
         for c, s in scores.items()
     ]
     picks.sort(key=lambda p: (-p.score, names[p.task_id]))
     return picks, _note(ranker)
+
+
+def _measured(found: tuple[float, int] | None) -> dict[str, float]:
+    """A pair measured on this very target: its mean gain and seeds, for the reader."""
+    if found is None:
+        return {}
+    gain, seeds = found
+    return {"measured.gain": gain, "measured.seeds": float(seeds)}
 
 
 def _note(ranker) -> str:

@@ -101,6 +101,12 @@ def test_finished_transfers_move_the_ranking(client, keys, synthetic, session_fa
     assert good["learned.weight"] == bad["learned.weight"] == n / (n + 1)
     assert good["learned.model"] > bad["learned.model"]
     assert {"learned.model", "learned.prior", "taskemb.rrf", "textemb.mean"} <= set(good)
+    assert good["learned.donor_targets"] == 4.0 and "measured.gain" not in good
+    # Asked about a measured target, the answer shows what was measured there
+    measured = client.get(_url(synthetic["lib00"]), headers=keys.alice).json()
+    parts = {r["task"]: r["components"] for r in measured["ranking"]}
+    assert parts[GOOD]["measured.gain"] == 8.0 and parts[GOOD]["measured.seeds"] == 2.0
+    assert parts[BAD]["measured.gain"] == -6.0 and "measured.gain" not in parts["lib08"]
 
 
 def test_an_owners_transfers_are_evidence_for_that_owner_until_shared(
