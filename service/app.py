@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +14,8 @@ from service.context import AppContext, build_context
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Task embeddings and intermediate-task recommendation as a service.
 
@@ -29,9 +33,11 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         ctx = context or build_context(settings)
         app.state.context = ctx
         ctx.dispatcher.start(ctx)
+        sweeper = asyncio.create_task(_sweep_staging(settings))
         try:
             yield
         finally:
+            sweeper.cancel()
             ctx.close()
             app.state.context = None
 
@@ -56,6 +62,20 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
 
         app.mount("/dashboard", StaticFiles(directory=settings.dashboard_dir, html=True))
     return app
+
+
+async def _sweep_staging(settings: Settings) -> None:
+    """Remove the staging folders of dead requests now (a ``kill -9`` mid-upload leaves one),
+    then every ``staging_sweep_interval_s``, saying what was removed."""
+    from service.tasks.uploads import remove_dead_staging
+
+    while True:
+        removed, size = await asyncio.to_thread(
+            remove_dead_staging, settings.staging_dir, settings.staging_max_age_s
+        )
+        if removed:
+            log.info("removed %d staging folder(s) of dead requests (%d bytes)", removed, size)
+        await asyncio.sleep(settings.staging_sweep_interval_s)
 
 
 def _include_routers(app: FastAPI) -> None:

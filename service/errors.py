@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,26 @@ def install_error_handlers(app: FastAPI) -> None:
             error="invalid_request", message="the request is invalid", problems=problems
         )
         return JSONResponse(body.model_dump(mode="json"), status_code=422)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_request: Request, exc: RecursionError) -> JSONResponse:
+        # A JSON body nested deeper than Python's stack ("[[[[..."), where the framework parses
+        # it: the client's input, not the server's fault.
+        message = "the JSON body is nested too deeply"
+        body = ErrorBody(
+            error="invalid_request", message=message, problems=[Problem(message=message)]
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own 404 (no such route) and 405 (wrong method) in the one error shape
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "http_error")
+        body = ErrorBody(error=code, message=str(exc.detail))
+        return JSONResponse(
+            body.model_dump(mode="json"), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # Service: limits and access
     max_upload_bytes: int = 100 * 1024 * 1024  # one request's body
     max_upload_rows: int = 1_000_000  # rows over all splits of one task
+    # Staging folders of dead requests are removed on start and then this often; any older than
+    # staging_max_age_s is taken as dead too (a request or import never runs that long)
+    staging_sweep_interval_s: float = 600.0
+    staging_max_age_s: float = 6 * 3600.0
     rate_limit_per_minute: int = 600  # requests per API key; 0 disables the limit
     rate_limit_redis_url: str | None = None  # shared limit across API processes; None: per process
     library_roots: list[Path] = []  # folders admins may register from, besides tasks_root

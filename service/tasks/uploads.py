@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -56,6 +59,9 @@ class StagedFile:
     sha256: str = ""
 
 
+OWNER_FILE = ".owner"  # "<host>:<pid>" of the process staging into the folder
+
+
 @dataclass
 class StagedUpload:
     """A submission waiting for validation: form fields plus files in one staging folder."""
@@ -70,6 +76,8 @@ class StagedUpload:
     def create(cls, root: Path, source: str) -> StagedUpload:
         folder = root / uuid.uuid4().hex
         folder.mkdir(parents=True)
+        # Who stages here: a restarted server removes what its dead processes left behind
+        (folder / OWNER_FILE).write_text(f"{socket.gethostname()}:{os.getpid()}")
         return cls(folder=folder, source=source)
 
     def manifest(self) -> dict[str, Any]:
@@ -93,6 +101,47 @@ class StagedUpload:
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def remove_dead_staging(staging: Path, max_age_s: float) -> tuple[int, int]:
+    """Remove staging folders left by dead requests: those of a process of this host that is
+    gone (a ``kill -9`` mid-upload), and any older than ``max_age_s`` (another host's, or one
+    whose owner is unknown). Returns (folders, bytes) removed."""
+    if not staging.is_dir():
+        return 0, 0
+    host, now = socket.gethostname(), time.time()
+    removed = size = 0
+    for folder in staging.iterdir():
+        if not folder.is_dir():
+            continue
+        try:
+            age = now - folder.stat().st_mtime
+        except FileNotFoundError:
+            continue  # discarded meanwhile by its request
+        owner_host, _, pid = _owner(folder).rpartition(":")
+        dead = owner_host == host and pid.isdigit() and not _alive(int(pid))
+        if dead or age > max_age_s:
+            size += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed, size
+
+
+def _owner(folder: Path) -> str:
+    try:
+        return (folder / OWNER_FILE).read_text().strip()
+    except OSError:  # not written yet, or a folder from before owners were recorded
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
 
 
 async def stage_request(request: Request, staging: Path, max_bytes: int) -> StagedUpload:

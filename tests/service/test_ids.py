@@ -36,3 +36,29 @@ def test_the_largest_id_is_a_plain_404(client, keys):
     response = client.get(f"/v1/tasks/{2**31 - 1}", headers=keys.alice)
     assert response.status_code == 404 and response.json()["error"] == "task_not_found"
     assert client.delete(f"/v1/library/{2**40}", headers=keys.admin).status_code == 422
+
+
+def test_deeply_nested_json_is_a_4xx(client, keys, upload):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for route in ("/v1/transfers", "/v1/batches", "/v1/tasks"):
+        response = client.post(
+            route, content=deep, headers=keys.alice | {"content-type": "application/json"}
+        )
+        assert response.status_code in (400, 422), (route, response.text)  # never a 500
+        assert response.json()["error"] in ("bad_request", "invalid_request", "task_invalid")
+    rows = deep.decode()
+    files = {"train": ("train.jsonl", rows.encode() + b"\n", "application/jsonl")}
+    data = {"name": "deep", "type": "classification", "labels": "a,b", "metric": "accuracy"}
+    response = client.post("/v1/tasks", data=data, files=files, headers=keys.alice)
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["row"] == 1
+    assert "nested too deeply" in response.json()["problems"][0]["message"]
+    assert client.get("/healthz").status_code == 200  # and the next request is served
+
+
+def test_unknown_routes_and_methods_have_the_error_shape(client, keys):
+    missing = client.get("/v1/nothing-here", headers=keys.alice)
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    wrong = client.put("/v1/jobs", headers=keys.alice)
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+    assert "GET" in wrong.headers["allow"]

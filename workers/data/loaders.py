@@ -127,6 +127,8 @@ def read_jsonl(path: Path) -> Iterator[RawRow]:
                 yield line_no, json.loads(line)
             except json.JSONDecodeError as exc:
                 yield line_no, exc
+            except RecursionError:  # "[[[[..." deeper than Python's stack: not a row, not a crash
+                yield line_no, RowError("line is not a row: JSON nested too deeply")
 
 
 def _read_task_manifest(folder: Path, collector: ProblemCollector) -> Mapping[str, Any]:
@@ -365,6 +367,8 @@ def _decode_cells(row: dict[str, Any], *, task_type: TaskType) -> dict[str, Any]
         except json.JSONDecodeError as exc:
             hint = 'give lists as JSON, e.g. ["a", "b"]'
             raise RowError(f"cell is not valid JSON ({exc.msg}); {hint}", field=name) from None
+        except RecursionError:
+            raise RowError("cell is JSON nested too deeply", field=name) from None
     _coerce_label(row, task_type)
     return row
 
