@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 600  # requests per API key; 0 disables the limit
     rate_limit_redis_url: str | None = None  # shared limit across API processes; None: per process
     library_roots: list[Path] = []  # folders admins may register from, besides tasks_root
+    # Encoders owners may ask the server to load (hub names, folders), besides ``model`` and the
+    # packaged MiniLM; anything else is refused (service.encoders)
+    allowed_models: list[str] = []
+    # /metrics: "open" (no key: a scraper on a private network) or "admin" (an admin key)
+    metrics_access: Literal["open", "admin"] = "admin"
     register_library_on_start: bool = True  # `taskrec serve`: register tasks_root as the library
     recommend_candidates: int = 1000  # FAISS hits per component before rank fusion
     # Libraries up to this size are searched exactly; above it, by an inverted file (IVF), much

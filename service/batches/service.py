@@ -14,6 +14,7 @@ from service.batches.schemas import (
     TasksBatch,
 )
 from service.context import AppContext
+from service.encoders import allowed_encoder
 from service.errors import Problem, ServiceError
 from service.jobs import service as jobs
 from service.jobs.schemas import JobRead
@@ -76,7 +77,7 @@ def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> No
             for (s, t), run in zip(pairs, runs, strict=True)
         ],
         transfer=body.transfer,
-        model=body.transfer.model or context.settings.model,
+        model=allowed_encoder(context.settings, body.transfer.model, "transfer.model"),
         device=context.settings.device,
     )
     sweep = config.model_dump(mode="json")

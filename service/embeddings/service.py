@@ -13,6 +13,7 @@ from service.artifacts import atomic_write, slug
 from service.context import AppContext
 from service.embeddings import repository
 from service.embeddings.schemas import EmbedConfig, EmbeddingRead, EmbeddingStatus, EmbedRequest
+from service.encoders import allowed_encoder
 from service.jobs import service as jobs
 from service.models import Embedding, Job, JobKind, JobPriority, JobState, Task, TaskStatus
 from service.recommendations import service as recommendations
@@ -33,7 +34,10 @@ def queue_embedding(
     priority: int = JobPriority.OWNER,
 ) -> Job:
     """Queue a job computing ``task``'s embeddings (defaults from the settings); the library's
-    own embedding is backfill (``JobPriority.BACKFILL``), below owners' jobs."""
+    own embedding is backfill (``JobPriority.BACKFILL``), below owners' jobs. An encoder off the
+    allow-list is a 422."""
+    if request is not None and request.model is not None:
+        allowed_encoder(context.settings, request.model)
     config = EmbedConfig.from_settings(context.settings, request)
     # Only the service model's embeddings decide whether a task can be ranked: recomputing with
     # another model leaves a ready task ready.

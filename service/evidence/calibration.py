@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.context import AppContext
+from service.encoders import allowed_encoder
 from service.errors import Problem
 from service.evidence import repository
 from service.evidence import service as evidence
@@ -58,7 +59,7 @@ def start(
 ) -> CalibrationRead:
     """Plan a calibration, estimate its cost and (unless a dry run) queue it as backfill."""
     settings = context.settings
-    model = body.transfer_model or settings.model
+    model = allowed_encoder(settings, body.transfer_model, "transfer_model")  # it is loaded
     name = body.evidence_set or _default_set_name(model)
     library = _library(session)
     probes = _probes(library, body.probes or settings.calibration_probes)

@@ -2,14 +2,26 @@ from __future__ import annotations
 
 import tempfile
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from service.auth import service as auth
+from service.auth.exceptions import AdminRequired
 from service.context import AppContext
-from service.dependencies import ContextDep
+from service.dependencies import ContextDep, SessionDep
+
+
+def _metrics_access(request: Request, context: ContextDep, session: SessionDep) -> None:
+    if context.settings.metrics_access == "open":
+        return
+    _, key = get_authorization_scheme_param(request.headers.get("authorization"))
+    if not auth.authenticate(session, key or None).owner.is_admin:
+        raise AdminRequired("/metrics needs an admin key (TASKREC_METRICS_ACCESS=admin)")
+
 
 router = APIRouter(tags=["health"])
 
@@ -38,9 +50,10 @@ def readyz(context: ContextDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[Depends(_metrics_access)])
 def metrics(request: Request) -> Response:
-    """Prometheus exposition: request latency, jobs by state, queue depth, job durations."""
+    """Prometheus exposition: request latency, jobs by state, queue depth, job durations
+    (``TASKREC_METRICS_ACCESS``: an admin key by default, or open)."""
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.context import AppContext
+from service.encoders import allowed_encoder
 from service.jobs import service as jobs
 from service.models import JobKind, Owner, Task, TransferResult, TransferRun
 from service.recommendations import service as recommendations
@@ -34,6 +35,7 @@ def start(
     batch_id: int | None = None,
 ) -> TransferRun:
     """Create the run and queue its fine-tuning job (on the ``finetune`` queue)."""
+    allowed_encoder(context.settings, body.model)
     target = tasks.visible(session, owner, body.target_task_id)
     sources, method = _sources(session, context, owner, target, body)
     body = body.model_copy(update={"method": method})  # the run records what picked

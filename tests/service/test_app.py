@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -32,7 +33,9 @@ def test_readyz_fails_without_database_or_broker(settings):
 def test_metrics(client, keys, ready_task):
     ready_task(keys.alice, "measured")
     client.get("/v1/me", headers=keys.alice)
-    text = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # an admin key by default
+    assert client.get("/metrics", headers=keys.alice).status_code == 403
+    text = client.get("/metrics", headers=keys.admin).text
     assert (
         'taskrec_http_request_duration_seconds_count{method="GET",route="/v1/me",status="200"}'
         in text
@@ -66,3 +69,8 @@ def test_no_torch_at_import():
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_access": "open"}])
+def test_metrics_can_be_open(client):
+    assert client.get("/metrics").status_code == 200

@@ -62,3 +62,23 @@ def test_unknown_routes_and_methods_have_the_error_shape(client, keys):
     wrong = client.put("/v1/jobs", headers=keys.alice)
     assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
     assert "GET" in wrong.headers["allow"]
+
+
+def test_only_allowed_encoders_are_loaded(client, keys, upload, settings, tmp_path):
+    task = upload(keys.alice, "mine").json()
+    for path in ("/etc", str(tmp_path / "nowhere"), "some-org/some-model"):
+        asked = client.post(
+            f"/v1/tasks/{task['id']}/embeddings", json={"model": path}, headers=keys.alice
+        )
+        assert asked.status_code == 422, asked.text
+        body = asked.json()
+        assert body["error"] == "encoder_not_allowed" and body["problems"][0]["field"] == "model"
+        # the same answer for a folder that exists and one that does not: nothing to probe
+        assert "is not allowed on this server" in body["message"]
+        transfer = {"target_task_id": task["id"], "sources": [task["id"]], "model": path}
+        refused = client.post("/v1/transfers", json=transfer, headers=keys.alice)
+        assert refused.status_code == 422 and refused.json()["error"] == "encoder_not_allowed"
+    own = client.post(
+        f"/v1/tasks/{task['id']}/embeddings", json={"model": settings.model}, headers=keys.alice
+    )
+    assert own.status_code == 202, own.text
