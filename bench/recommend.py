@@ -164,10 +164,13 @@ def packaged_layout() -> Layout:
     )
 
 
-def build_library(data_dir: Path, size: int, layout: Layout, config: BenchConfig) -> Library:
-    """Migrate, issue a key, insert ``size`` library tasks + targets, write the FAISS files."""
+def build_library(
+    data_dir: Path, size: int, layout: Layout, config: BenchConfig, extra: dict | None = None
+) -> Library:
+    """Migrate, issue a key, insert ``size`` library tasks + targets, write the FAISS files;
+    ``extra`` settings (a ``database_url``, say) as the server will have them."""
     started = time.perf_counter()
-    settings = bench_settings(data_dir, config.exact_max)
+    settings = bench_settings(data_dir, config.exact_max, extra)
     seed = config.seed
     upgrade(settings.db_url)
     engine = make_engine(settings.db_url)
@@ -254,12 +257,13 @@ def insert_vectors(factory, layout: Layout, method: str, component: str, ids, ma
             session.execute(statement, rows)
 
 
-def bench_settings(data_dir: Path, exact_max: int) -> Settings:
-    return Settings(_env_file=None, **server_values(data_dir, exact_max))
+def bench_settings(data_dir: Path, exact_max: int, extra: dict | None = None) -> Settings:
+    return Settings(_env_file=None, **server_values(data_dir, exact_max, extra))
 
 
-def server_values(data_dir: Path, exact_max: int) -> dict[str, Any]:
-    """The server's settings: embedded defaults under ``data_dir``, no rate limit."""
+def server_values(data_dir: Path, exact_max: int, extra: dict | None = None) -> dict[str, Any]:
+    """The server's settings: embedded defaults under ``data_dir``, no rate limit (``extra``
+    overrides)."""
     return {
         "data_dir": data_dir,
         "index_exact_max": exact_max,
@@ -267,6 +271,7 @@ def server_values(data_dir: Path, exact_max: int) -> dict[str, Any]:
         "rate_limit_per_minute": 0,
         "register_library_on_start": False,
         "embedded_workers": 1,
+        **(extra or {}),
     }
 
 
@@ -362,12 +367,14 @@ class Server:
 
 
 @contextmanager
-def serving(data_dir: Path, exact_max: int, *, cache: bool, workers: int = 1) -> Iterator[Server]:
+def serving(
+    data_dir: Path, exact_max: int, *, cache: bool, workers: int = 1, extra: dict | None = None
+) -> Iterator[Server]:
     """``uvicorn service.app:create_app`` on a free loopback port, embedded worker, no limit;
     ``cache=False`` turns the rankings cache off, so every request searches the indexes."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKREC_")}
-    values = server_values(data_dir, exact_max)
+    values = server_values(data_dir, exact_max, extra)
     if not cache:
         values["recommend_cache_size"] = 0
     for name, value in values.items():

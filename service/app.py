@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.admission import AdmissionControl
 from service.auth.ratelimit import make_limiter
 from service.context import AppContext, build_context
 from service.errors import install_error_handlers
@@ -52,8 +53,16 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         settings.rate_limit_per_minute,
         settings.rate_limit_redis_url,
         f"taskrec:{settings.queue_namespace}" if settings.queue_namespace else "taskrec",
+        settings.rate_limit_burst,
     )
     app.state.metrics = Metrics(lambda: app.state.context)
+    app.add_middleware(
+        AdmissionControl,
+        max_inflight=settings.max_inflight_requests,
+        max_per_key=settings.max_inflight_per_key,
+        wait_s=settings.admission_wait_s,
+        max_waiting=settings.admission_max_waiting,
+    )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     _include_routers(app)

@@ -6,6 +6,7 @@ services receive the parts they need from it, never from globals.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from dataclasses import dataclass, field
@@ -40,6 +41,20 @@ class AppContext:
         self.dispatcher.stop()
         self.engine.dispose()
 
+    def with_own_pool(self, connections: int) -> AppContext:
+        """This context with a database pool of its own, for job workers in the API process:
+        requests can never take their connections (and fail a running job), nor they the
+        requests'."""
+        engine = make_engine(
+            self.settings.db_url,
+            pool_size=connections,
+            max_overflow=2,
+            pool_timeout=self.settings.db_pool_timeout_s * 6,
+        )
+        return dataclasses.replace(
+            self, engine=engine, session_factory=make_session_factory(engine)
+        )
+
 
 def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> AppContext:
     """A context for ``settings``; the dispatcher defaults to Celery with a broker, else threads."""
@@ -48,7 +63,10 @@ def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> A
     from service.recommendations.index import IndexStore
 
     engine = make_engine(
-        settings.db_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+        settings.db_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
     )
     return AppContext(
         settings=settings,

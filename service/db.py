@@ -30,7 +30,12 @@ SQLITE_POOL = {"pool_size": 40, "max_overflow": 20}
 
 
 def make_engine(
-    url: str, *, pooled: bool = True, pool_size: int = 10, max_overflow: int = 40
+    url: str,
+    *,
+    pooled: bool = True,
+    pool_size: int = 10,
+    max_overflow: int = 40,
+    pool_timeout: float = 30.0,
 ) -> Engine:
     """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout.
 
@@ -43,10 +48,11 @@ def make_engine(
     if parsed.get_backend_name() != "sqlite":
         if pooled:
             pool = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": max_overflow}
+            pool["pool_timeout"] = pool_timeout  # a request waits this long, then gets a 503
         return create_engine(url, **pool)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        pool = pool or SQLITE_POOL
+        pool = pool or {**SQLITE_POOL, "pool_timeout": pool_timeout}
     connect_args = {"check_same_thread": False, "timeout": 30}
     engine = create_engine(url, connect_args=connect_args, **pool)
     event.listen(engine, "connect", _sqlite_pragmas)

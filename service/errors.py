@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -133,8 +135,23 @@ def install_error_handlers(app: FastAPI) -> None:
             body.model_dump(mode="json"), status_code=exc.status_code, headers=exc.headers
         )
 
+    @app.exception_handler(SQLAlchemyTimeout)
+    async def _no_connection(_request: Request, exc: SQLAlchemyTimeout) -> JSONResponse:
+        # Every database connection stayed busy past TASKREC_DB_POOL_TIMEOUT_S: shed, fast
+        return _unavailable("the server is busy (no database connection free); retry shortly")
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        log.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
+        return _unavailable("the database is unavailable; retry shortly (/readyz says more)")
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         body = ErrorBody(error="internal_error", message="internal error; see the server log")
         return JSONResponse(body.model_dump(mode="json"), status_code=500)
+
+
+def _unavailable(message: str) -> JSONResponse:
+    body = ErrorBody(error="unavailable", message=message)
+    return JSONResponse(body.model_dump(mode="json"), status_code=503, headers={"Retry-After": "2"})

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     database_url: str | None = None  # None: SQLite file <data_dir>/taskrec.db
     db_pool_size: int = 10  # PostgreSQL connections kept open per process
     db_max_overflow: int = 40  # beyond the pool, up to this many more (request threads: 40)
+    db_pool_timeout_s: float = 5.0  # a request waiting longer for a connection gets a 503
+    # Admission: requests in flight per API process and per key; a request waits up to
+    # admission_wait_s for a slot (holding no thread or connection), then gets 429 (its key's
+    # share is taken) or 503 (the process is full) with Retry-After, as it does at once when
+    # admission_max_waiting already wait. Health, readiness, metrics, event streams: exempt.
+    max_inflight_requests: int = 40
+    max_inflight_per_key: int = 16
+    admission_wait_s: float = 5.0
+    admission_max_waiting: int = 400
     broker_url: str | None = None  # None: jobs run in a worker thread inside `taskrec serve`
     queue_namespace: str = ""  # prefix of broker queue names, so deployments can share a broker
     admin_key: SecretStr | None = None  # first admin key; None: generated and printed once
@@ -90,6 +99,7 @@ class Settings(BaseSettings):
     staging_sweep_interval_s: float = 600.0
     staging_max_age_s: float = 6 * 3600.0
     rate_limit_per_minute: int = 600  # requests per API key; 0 disables the limit
+    rate_limit_burst: int = 120  # of those, how many a key may spend at once
     rate_limit_redis_url: str | None = None  # shared limit across API processes; None: per process
     library_roots: list[Path] = []  # folders admins may register from, besides tasks_root
     # Encoders owners may ask the server to load (hub names, folders), besides ``model`` and the

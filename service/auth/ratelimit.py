@@ -22,10 +22,10 @@ class Limiter(Protocol):
 
 
 class RateLimiter:
-    """``per_minute`` requests per key, with bursts up to the same number."""
+    """``per_minute`` requests per key, at most ``burst`` of them at once."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
+    def __init__(self, per_minute: int, burst: int | None = None) -> None:
+        self.capacity = float(min(burst or per_minute, per_minute))
         self.rate = per_minute / 60.0  # tokens per second
         self._buckets: dict[int, tuple[float, float]] = {}  # key id -> (tokens, last refill)
         self._lock = threading.Lock()
@@ -70,10 +70,12 @@ class RedisRateLimiter:
     would turn a Redis outage into an API outage.
     """
 
-    def __init__(self, per_minute: int, url: str, prefix: str = "taskrec") -> None:
+    def __init__(
+        self, per_minute: int, url: str, prefix: str = "taskrec", burst: int | None = None
+    ) -> None:
         import redis
 
-        self.capacity = float(per_minute)
+        self.capacity = float(min(burst or per_minute, per_minute))
         self.rate = per_minute / 60.0
         self.prefix = prefix
         self._client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
@@ -95,8 +97,11 @@ class RedisRateLimiter:
         return float(wait)
 
 
-def make_limiter(per_minute: int, redis_url: str | None, prefix: str) -> Limiter:
-    """Shared through Redis when ``redis_url`` is set, else per process."""
+def make_limiter(
+    per_minute: int, redis_url: str | None, prefix: str, burst: int | None = None
+) -> Limiter:
+    """Shared through Redis when ``redis_url`` is set, else per process; a fresh key may spend
+    ``burst`` requests at once, then ``per_minute`` a minute."""
     if redis_url:
-        return RedisRateLimiter(per_minute, redis_url, prefix)
-    return RateLimiter(per_minute)
+        return RedisRateLimiter(per_minute, redis_url, prefix, burst)
+    return RateLimiter(per_minute, burst)

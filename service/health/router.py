@@ -32,8 +32,8 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", response_model=Health)
-def healthz() -> Health:
-    """The process is up."""
+async def healthz() -> Health:
+    """The process is up (on the event loop: no request thread needed, however busy)."""
     return Health(status="ok")
 
 

@@ -36,6 +36,8 @@ class EmbeddedDispatcher:
         return f"embedded ({self.workers} worker thread{'s' if self.workers != 1 else ''})"
 
     def start(self, context: AppContext) -> None:
+        # The workers' own pool: a burst of requests can never fail a running job
+        context = context.with_own_pool(self.workers + 1)
         self._context = context
         self._stopping.clear()
         for i in range(self.workers):
@@ -53,6 +55,8 @@ class EmbeddedDispatcher:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+        if self._context is not None:
+            self._context.engine.dispose()
 
     def enqueue(self, job_id: int, queue: str, delay: float = 0.0) -> None:
         self._wake.set()
