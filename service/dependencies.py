@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from service.context import AppContext
@@ -49,4 +50,5 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 # parameter, never an overflow deep in the driver (a 500).
 MAX_DB_INT = 2**31 - 1
 ResourceId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+DbId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]  # an id inside a request body
 Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -139,6 +139,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _no_connection(_request: Request, exc: SQLAlchemyTimeout) -> JSONResponse:
         # Every database connection stayed busy past TASKREC_DB_POOL_TIMEOUT_S: shed, fast
         return _unavailable("the server is busy (no database connection free); retry shortly")
+
+    @app.exception_handler(DataError)
+    async def _out_of_range(_request: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot hold reached it (an integer past its range, a NUL in
+        # text): the request's fault. Schemas bound what they can; this is the net below them.
+        log.warning("database refused a value: %s", str(exc.orig).splitlines()[0][:200])
+        message = "a value in the request is out of range for the database"
+        body = ErrorBody(
+            error="invalid_request", message=message, problems=[Problem(message=message)]
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=422)
 
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:

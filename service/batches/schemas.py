@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from service.dependencies import DbId
 from service.jobs.schemas import JobRead
 from service.tasks.schemas import TaskRowsCreate
 from service.transfers.schemas import TransferSettings
@@ -24,8 +25,8 @@ class SweepBatch(BaseModel):
 
     kind: Literal["sweep"]
     description: str | None = Field(None, max_length=500)
-    sources: list[int] = Field(min_length=1, max_length=100)
-    targets: list[int] = Field(min_length=1, max_length=100)
+    sources: list[DbId] = Field(min_length=1, max_length=100)
+    targets: list[DbId] = Field(min_length=1, max_length=100)
     transfer: TransferSettings = TransferSettings()
 
     @model_validator(mode="after")

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from service.auth import service as auth
-from service.auth.exceptions import AdminRequired
+from service.auth.exceptions import AdminRequired, NotAuthenticated
 from service.context import AppContext
 from service.dependencies import ContextDep, SessionDep
+from service.errors import responses
 
 
 def _metrics_access(request: Request, context: ContextDep, session: SessionDep) -> None:
@@ -50,7 +51,12 @@ def readyz(context: ContextDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", response_class=Response, dependencies=[Depends(_metrics_access)])
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(_metrics_access)],
+    responses=responses(NotAuthenticated, AdminRequired),
+)
 def metrics(request: Request) -> Response:
     """Prometheus exposition: request latency, jobs by state, queue depth, job durations
     (``TASKREC_METRICS_ACCESS``: an admin key by default, or open)."""

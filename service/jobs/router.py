@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse
@@ -16,7 +16,7 @@ from service.events import EVENT_STREAM, event_stream
 from service.jobs import repository, service
 from service.jobs.dependencies import VisibleJob
 from service.jobs.exceptions import JobFinished, JobNotFound
-from service.jobs.schemas import JobPage, JobRead
+from service.jobs.schemas import JobKindName, JobPage, JobRead, JobStateName
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=responses(NotAuthenticated))
 
@@ -25,8 +25,8 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=responses(NotAuth
 def list_jobs(
     owner: CurrentOwner,
     session: SessionDep,
-    state: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-    kind: str | None = None,
+    state: JobStateName | None = None,
+    kind: JobKindName | None = None,
     task_id: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from service.models import Job, utcnow
+from service.models import Job, JobKind, JobState, utcnow
+
+JobStateName = Literal[JobState.ALL]  # type: ignore[valid-type]
+JobKindName = Literal[tuple(JobKind.QUEUES)]  # type: ignore[valid-type]
 
 
 class JobTimings(BaseModel):

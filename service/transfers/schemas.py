@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from service.dependencies import DbId
 from service.recommendations.schemas import RankMethod
 
 
@@ -56,8 +57,8 @@ class TransferSettings(BaseModel):
 
 
 class TransferCreate(TransferSettings):
-    target_task_id: int
-    sources: list[int] | Literal["auto"] = Field(
+    target_task_id: DbId
+    sources: list[DbId] | Literal["auto"] = Field(
         description="source task ids in stage order, or 'auto' for the top-k recommended"
     )
 
