@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # Service: limits and access
     max_upload_bytes: int = 100 * 1024 * 1024  # one request's body
     max_upload_rows: int = 1_000_000  # rows over all splits of one task
+    # One text field of an uploaded row (a sentence, a QA context): longer is a 422 naming the
+    # row, so no single row can blow up the memory of its embedding or fine-tuning job
+    max_text_chars: int = 100_000
     # Staging folders of dead requests are removed on start and then this often; any older than
     # staging_max_age_s is taken as dead too (a request or import never runs that long)
     staging_sweep_interval_s: float = 600.0

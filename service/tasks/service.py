@@ -51,7 +51,7 @@ def create_task(
     if staged.hf is not None:
         staged = hf.load(staged, context.settings)
     manifest = staged.manifest()
-    data = validate_upload(staged, manifest)
+    data = validate_upload(staged, manifest, context.settings.max_text_chars)
     check_row_limit(data, context.settings)
     _check_name_free(session, owner, data.name)
     counts, distribution = storage.summarise(data)
@@ -90,10 +90,10 @@ def _check_name_free(session: Session, owner: Owner, name: str) -> None:
         raise TaskNameTaken(f"you already have a task named {name!r}; delete it or rename")
 
 
-def validate_upload(staged: StagedUpload, manifest: dict) -> TaskData:
+def validate_upload(staged: StagedUpload, manifest: dict, max_text_chars: int) -> TaskData:
     files = {split: staged_file.path for split, staged_file in staged.files.items()}
     try:
-        return load_files(manifest, files)
+        return load_files(manifest, files, max_text_chars=max_text_chars)
     except TaskValidationError as exc:
         problems = [
             Problem(file=staged.display_name(p.file), row=p.row, field=p.field, message=p.message)

@@ -82,3 +82,14 @@ def test_only_allowed_encoders_are_loaded(client, keys, upload, settings, tmp_pa
         f"/v1/tasks/{task['id']}/embeddings", json={"model": settings.model}, headers=keys.alice
     )
     assert own.status_code == 202, own.text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_text_chars": 1000}])
+def test_a_text_past_the_field_limit_is_a_422_naming_its_row(client, keys, upload, make_rows):
+    rows = make_rows(12)
+    rows[4]["text"] = "long " * 1000  # 5,000 characters
+    response = upload(keys.alice, "long", rows=rows)
+    assert response.status_code == 422
+    problem = response.json()["problems"][0]
+    assert (problem["row"], problem["field"]) == (5, "text")
+    assert problem["message"] == "text has 5,000 characters; the limit is 1,000"

@@ -180,8 +180,16 @@ def _load_split(
     file: str,
     collector: ProblemCollector,
     allow_unlabelled: bool,
+    max_text_chars: int | None = None,
 ) -> list[Example]:
-    examples = parse_rows(spec, rows, file, collector, allow_unlabelled=allow_unlabelled)
+    examples = parse_rows(
+        spec,
+        rows,
+        file,
+        collector,
+        allow_unlabelled=allow_unlabelled,
+        max_text_chars=max_text_chars,
+    )
     if split == "train":
         check_label_spread(spec, examples, file, collector)
     return examples
@@ -197,11 +205,13 @@ def load_files(
     *,
     allow_unlabelled: bool = False,
     max_problems: int = DEFAULT_MAX_PROBLEMS,
+    max_text_chars: int | None = None,
 ) -> TaskData:
     """Load ``{split: file}`` (``.jsonl``/``.json``, ``.csv``, ``.tsv``) described by a manifest.
 
     The manifest holds ``name``, ``type``, ``labels``, ``metric`` and optionally ``fields``,
-    mapping our field names to the files' column names, e.g. ``{"text": "sentence1"}``.
+    mapping our field names to the files' column names, e.g. ``{"text": "sentence1"}``. A text
+    field longer than ``max_text_chars`` is a problem of its row.
     """
     collector = ProblemCollector(max_problems)
     manifest, manifest_file = _manifest_arg(manifest, collector)
@@ -215,7 +225,9 @@ def load_files(
     for split, path in files.items():
         rows = _file_rows(Path(path), split, spec, columns, collector, allow_unlabelled)
         if rows is not None:
-            loaded[split] = _load_split(spec, split, rows, str(path), collector, allow_unlabelled)
+            loaded[split] = _load_split(
+                spec, split, rows, str(path), collector, allow_unlabelled, max_text_chars
+            )
     collector.raise_if_any()
     return TaskData(spec=spec, splits=loaded)
 

@@ -243,6 +243,7 @@ class _Context:
     collector: ProblemCollector
     allow_unlabelled: bool
     label_set: frozenset[str]  # a set: tag checks run once per token
+    max_text_chars: int | None = None  # a longer text field is a problem (bounded memory)
 
 
 class _Row:
@@ -273,6 +274,10 @@ class _Row:
             return None
         if not isinstance(value, str):
             self.problem(key, f"{key} must be a string, got {_json_type(value)}")
+            return None
+        limit = self.ctx.max_text_chars
+        if limit is not None and len(value) > limit:
+            self.problem(key, f"{key} has {len(value):,} characters; the limit is {limit:,}")
             return None
         if not allow_empty and not value.strip():
             self.problem(key, f"empty {key}")
@@ -425,9 +430,12 @@ def parse_rows(
     collector: ProblemCollector,
     *,
     allow_unlabelled: bool = False,
+    max_text_chars: int | None = None,
 ) -> list[Example]:
-    """Turn raw ``(line, row-or-read-error)`` pairs into typed examples, reporting every bad row."""
-    ctx = _Context(spec, file, collector, allow_unlabelled, frozenset(spec.labels))
+    """Turn raw ``(line, row-or-read-error)`` pairs into typed examples, reporting every bad row
+    (a text field longer than ``max_text_chars`` among them)."""
+    labels = frozenset(spec.labels)
+    ctx = _Context(spec, file, collector, allow_unlabelled, labels, max_text_chars)
     parse = _PARSERS[spec.type]
     examples: list[Example] = []
     seen_any = False
