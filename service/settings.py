@@ -127,9 +127,11 @@ class Settings(BaseSettings):
     # Service: jobs
     embedded_workers: int = 1  # worker threads inside `taskrec serve` (no broker)
     torch_threads: int | None = None  # torch threads per job; None: torch's default (all cores)
-    job_heartbeat_s: float = 5.0
-    job_stale_after_s: float = 60.0  # a running job silent this long is handed to another worker
-    job_reap_interval_s: float = 10.0
+    job_heartbeat_s: float = 3.0
+    # A running job whose heartbeat is silent this long (five beats) is handed to another
+    # worker; a slow but alive one keeps beating, and its claim token fences a late finish
+    job_stale_after_s: float = 15.0
+    job_reap_interval_s: float = 5.0
     job_redispatch_after_s: float = 600.0  # a job queued this long is sent to the broker again
     job_poll_interval_s: float = 1.0  # embedded workers look for queued jobs this often
     job_progress_interval_s: float = 0.5  # progress (and cancellation) reaches the DB this often

@@ -33,7 +33,9 @@ async def staged_upload(
     request: Request, settings: SettingsDep, _owner: CurrentOwner
 ) -> AsyncIterator[StagedUpload]:
     """The request body staged on disk (after authentication); always discarded afterwards."""
-    staged = await stage_request(request, settings.staging_dir, settings.max_upload_bytes)
+    staged = await stage_request(
+        request, settings.staging_dir, settings.max_upload_bytes, settings.max_upload_rows
+    )
     try:
         yield staged
     finally:

@@ -144,8 +144,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def stage_request(request: Request, staging: Path, max_bytes: int) -> StagedUpload:
-    """Stage a multipart or JSON submission; 413 over ``max_bytes``, 415 for other media types."""
+async def stage_request(
+    request: Request, staging: Path, max_bytes: int, max_rows: int | None = None
+) -> StagedUpload:
+    """Stage a multipart or JSON submission; 413 over ``max_bytes`` (or, counted as lines while
+    files stream in, ``max_rows``), 415 for other media types."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -155,7 +158,7 @@ async def stage_request(request: Request, staging: Path, max_bytes: int) -> Stag
         boundary = params.get(b"boundary")
         if not boundary:
             raise MalformedUpload("multipart body without a boundary")
-        return await _stage_multipart(request, staging, max_bytes, boundary)
+        return await _stage_multipart(request, staging, max_bytes, boundary, max_rows)
     if media == "application/json":
         return await _stage_json(request, staging, max_bytes)
     raise UnsupportedMediaType(
@@ -165,10 +168,10 @@ async def stage_request(request: Request, staging: Path, max_bytes: int) -> Stag
 
 
 async def _stage_multipart(
-    request: Request, staging: Path, max_bytes: int, boundary: bytes
+    request: Request, staging: Path, max_bytes: int, boundary: bytes, max_rows: int | None
 ) -> StagedUpload:
     staged = StagedUpload.create(staging, "upload")
-    sink = _MultipartSink(staged)
+    sink = _MultipartSink(staged, max_rows)
     parser = MultipartParser(boundary, sink.callbacks())
     received = 0
     try:
@@ -263,8 +266,10 @@ def write_rows(folder: Path, split: str, rows: Iterable[Any], filename: str = ""
 class _MultipartSink:
     """python-multipart callbacks: text fields into memory, file parts onto disk."""
 
-    def __init__(self, staged: StagedUpload) -> None:
+    def __init__(self, staged: StagedUpload, max_rows: int | None = None) -> None:
         self.staged = staged
+        self.max_rows = max_rows
+        self._lines = 0  # newlines in the file parts so far: rows, plus a header per CSV
         self._header_field = bytearray()
         self._header_value = bytearray()
         self._headers: dict[str, bytes] = {}
@@ -329,6 +334,7 @@ class _MultipartSink:
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
         if self._handle is not None:
+            self._count_rows(chunk)
             self._handle.write(chunk)
             self._digest.update(chunk)
             self._file.size += len(chunk)
@@ -336,6 +342,14 @@ class _MultipartSink:
             self._buffer.extend(chunk)
             if len(self._buffer) > MAX_FIELD_BYTES:
                 raise UploadTooLarge(f"form field {self._field!r} exceeds {MAX_FIELD_BYTES} bytes")
+
+    def _count_rows(self, chunk: bytes) -> None:
+        """Refuse the upload as soon as its files hold more lines than the row limit allows
+        (a header line per file aside), before any of it is parsed."""
+        self._lines += chunk.count(b"\n")
+        allowed = self.max_rows + len(self.staged.files) if self.max_rows else None
+        if allowed is not None and self._lines > allowed:
+            raise UploadTooLarge(f"the upload has more than {self.max_rows} rows (the limit)")
 
     def _part_end(self) -> None:
         if self._handle is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -133,12 +134,30 @@ def test_oversize_upload_is_413(
     assert table_counts()["tasks"] == 0 and stored_files() == []
 
 
-def test_row_limit_is_413(client, keys, settings, upload, table_counts, stored_files):
+def test_row_limit_is_413(client, keys, settings, upload, table_counts, stored_files, make_rows):
     settings.max_upload_rows = 10
-    response = upload(keys.alice, "many")
+    response = upload(keys.alice, "many")  # refused while streaming, before any parsing
     assert response.status_code == 413
-    assert "24 rows exceed the limit of 10" in response.json()["message"]
+    assert "more than 10 rows (the limit)" in response.json()["message"]
     assert table_counts()["tasks"] == 0 and stored_files() == []
+    body = {"name": "many", "type": "classification", "labels": ["neg", "pos"]}
+    rows = client.post("/v1/tasks", json=body | {"train": make_rows(24)}, headers=keys.alice)
+    assert rows.status_code == 413 and "24 rows exceed the limit of 10" in rows.json()["message"]
+
+
+def test_a_million_tiny_rows_are_refused_as_they_stream(client, keys, settings, stored_files):
+    settings.max_upload_rows = 1_000_000
+    line = b'{"id":"r","text":"a","label":"pos"}\n'
+    started = time.perf_counter()
+    response = client.post(
+        "/v1/tasks",
+        data={"name": "flood", "type": "classification", "labels": "neg,pos"},
+        files={"train": ("train.jsonl", line * 1_000_005, "application/jsonl")},
+        headers=keys.alice,
+    )
+    assert response.status_code == 413 and "more than 1000000 rows" in response.json()["message"]
+    assert time.perf_counter() - started < 10  # counted, never parsed
+    assert stored_files() == []
 
 
 @pytest.mark.parametrize(
