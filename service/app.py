@@ -13,6 +13,7 @@ from service.admission import AdmissionControl
 from service.auth.ratelimit import make_limiter
 from service.context import AppContext, build_context
 from service.errors import install_error_handlers
+from service.logs import RequestId
 from service.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings, get_settings
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         max_waiting=settings.admission_max_waiting,
     )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestId)  # outermost: every line of the request carries its id
     install_error_handlers(app)
     _include_routers(app)
     if settings.dashboard_dir:

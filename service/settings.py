@@ -73,6 +73,7 @@ class Settings(BaseSettings):
 
     # Service: deployment
     env: str = "development"  # "production" refuses unsafe settings (short admin key, ...)
+    log_format: Literal["text", "json"] = "text"  # serve's and worker's log lines
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str | None = None  # None: SQLite file <data_dir>/taskrec.db

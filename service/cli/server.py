@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from service.cli.common import fail, stderr
+from service.logs import configure_logging
 from service.settings import Settings, get_settings
 
 DataDirOption = Annotated[
@@ -66,7 +67,7 @@ def serve(
     from service.db import upgrade
 
     settings = settings_for(data_dir, host=host, port=port, register_library_on_start=library)
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, settings.log_format)
     upgrade(settings.db_url)
     context = build_context(settings)
     _announce_admin_key(context)
@@ -81,6 +82,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=log_level,
+            log_config=None,  # uvicorn's lines through ours: timestamps, request ids, format
         )
         return
     # Each process builds its app from TASKREC_* (the factory), so the options go there first;
@@ -92,6 +94,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        log_config=None,
         workers=workers,
     )
 
@@ -154,7 +157,7 @@ def worker(
     unknown = sorted(set(names) - set(JobKind.QUEUES.values()))
     if unknown:
         fail(f"unknown queue(s) {', '.join(unknown)} (expected embed, finetune, backfill)")
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level, settings.log_format)
     run_worker(
         settings,
         names,

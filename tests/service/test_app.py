@@ -74,3 +74,34 @@ def test_no_torch_at_import():
 @pytest.mark.parametrize("settings_overrides", [{"metrics_access": "open"}])
 def test_metrics_can_be_open(client):
     assert client.get("/metrics").status_code == 200
+
+
+def test_every_answer_carries_a_request_id(client, keys):
+    mine = client.get("/v1/me", headers=keys.alice | {"X-Request-ID": "trace-42"})
+    assert mine.headers["x-request-id"] == "trace-42"
+    fresh = client.get("/v1/me", headers=keys.alice).headers["x-request-id"]
+    assert len(fresh) == 16 and fresh != "trace-42"
+
+
+def test_log_lines_carry_time_and_request_id_as_text_or_json(capsys):
+    import json
+    import logging
+
+    from service.logs import configure_logging, request_id
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("info", "json")
+        token = request_id.set("r-1")
+        logging.getLogger("taskrec.test").info("hello %s", "there")
+        logging.getLogger("alembic.runtime.migration").info("noise")  # quieted
+        request_id.reset(token)
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        assert [(x["logger"], x["request_id"], x["message"]) for x in lines] == [
+            ("taskrec.test", "r-1", "hello there")
+        ]
+        assert lines[0]["time"][:4].isdigit()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
