@@ -107,10 +107,21 @@ class Api:
                         continue
                     job = self.request("GET", f"/v1/jobs/{job_id}")
                     progress(f"job {job_id} ({job['kind']})", int(job["progress"]), 100)
+                    progress.describe(f"job {job_id} ({job['kind']})", _job_words(job))
                     if job["state"] in FINAL:
                         done[job_id] = job
                 time.sleep(0.5)
         return done
+
+
+def _job_words(job: dict) -> str:
+    """Where a job is: its place in the queue, or its stage and time left."""
+    if job["state"] == "queued" and job.get("queue_position"):
+        return f"queued, {job['queue_position']} in line"
+    eta = (job.get("timings") or {}).get("eta_s")
+    stage = (job.get("stage") or "").split(":")[0]
+    left = f", ~{eta:.0f} s left" if eta is not None else ""
+    return f"{job['state']} {stage}{left}".strip()
 
 
 def _error_line(response: httpx.Response) -> str:

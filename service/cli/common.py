@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -53,23 +53,38 @@ def print_json(data: Any) -> None:
 
 
 @contextmanager
-def progress_bars(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+def progress_bars(enabled: bool = True) -> Iterator[_Bars]:
     """A ``(stage, step, total)`` callback drawing one Rich bar per stage on stderr."""
     if not enabled:
-        yield lambda stage, step, total: None
+        update = _Bars(None)
+        yield update
         return
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[words]}"),
     )
     with Progress(*columns, console=stderr, transient=False) as progress:
-        bars: dict[str, Any] = {}
+        yield _Bars(progress)
 
-        def update(stage: str, step: int, total: int) -> None:
-            if stage not in bars:
-                bars[stage] = progress.add_task(stage, total=total)
-            progress.update(bars[stage], completed=step, total=total)
 
-        yield update
+class _Bars:
+    """The ``(stage, step, total)`` callback, and ``describe(stage, words)`` for a bar's note
+    (a job's place in the queue, its stage and time left)."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, step: int, total: int) -> None:
+        if self.progress is None:
+            return
+        if stage not in self.bars:
+            self.bars[stage] = self.progress.add_task(stage, total=total, words="")
+        self.progress.update(self.bars[stage], completed=step, total=total)
+
+    def describe(self, stage: str, words: str) -> None:
+        if self.progress is not None and stage in self.bars:
+            self.progress.update(self.bars[stage], words=words)

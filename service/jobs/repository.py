@@ -160,3 +160,20 @@ def durations(session: Session, since: datetime) -> list[tuple[str, datetime, da
         Job.state == JobState.SUCCEEDED, Job.finished_at >= since, Job.started_at.is_not(None)
     )
     return list(session.execute(query).tuples())
+
+
+def queue_positions(session: Session, jobs: Sequence[Job], per_queue: bool) -> dict[int, int]:
+    """Each queued job's place among the queued jobs its workers take first (1 = next): by
+    priority, then age; across queues for embedded workers (they take any), else per queue."""
+    waiting = [j for j in jobs if j.state == JobState.QUEUED]
+    if not waiting:
+        return {}
+    query = select(Job.id, Job.queue).where(Job.state == JobState.QUEUED)
+    order = session.execute(query.order_by(Job.priority.desc(), Job.id)).all()
+    places: dict[int, int] = {}
+    seen: dict[str, int] = {}
+    for job_id, queue in order:
+        key = queue if per_queue else ""
+        seen[key] = seen.get(key, 0) + 1
+        places[job_id] = seen[key]
+    return {j.id: places[j.id] for j in waiting if j.id in places}

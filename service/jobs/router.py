@@ -10,7 +10,7 @@ from service.auth.dependencies import CurrentOwner
 from service.auth.exceptions import NotAuthenticated
 from service.context import AppContext
 from service.db import unit_of_work
-from service.dependencies import MAX_DB_INT, ContextDep, Offset, SessionDep
+from service.dependencies import MAX_DB_INT, ContextDep, Offset, SessionDep, SettingsDep
 from service.errors import responses
 from service.events import EVENT_STREAM, event_stream
 from service.jobs import repository, service
@@ -25,6 +25,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=responses(NotAuth
 def list_jobs(
     owner: CurrentOwner,
     session: SessionDep,
+    settings: SettingsDep,
     state: JobStateName | None = None,
     kind: JobKindName | None = None,
     task_id: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
@@ -34,13 +35,18 @@ def list_jobs(
     """The caller's jobs, newest first."""
     filters = {"state": state, "kind": kind, "task_id": task_id, "limit": limit, "offset": offset}
     items, total = service.page(session, owner, **filters)
-    return JobPage(items=[JobRead.of(j) for j in items], total=total, limit=limit, offset=offset)
+    return JobPage(
+        items=service.read_models(session, settings, items),
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=responses(JobNotFound))
-def read_job(job: VisibleJob) -> JobRead:
-    """State, progress, stage, timings and error of one job."""
-    return JobRead.of(job)
+def read_job(job: VisibleJob, session: SessionDep, settings: SettingsDep) -> JobRead:
+    """State, progress, stage, place in the queue, timings (and ETA) and error of one job."""
+    return service.read_models(session, settings, [job])[0]
 
 
 @router.post(
@@ -63,4 +69,4 @@ def job_events(job: VisibleJob, context: ContextDep) -> EventSourceResponse:
 def _read(context: AppContext, job_id: int) -> JobRead | None:
     with unit_of_work(context.session_factory) as session:
         job = repository.get(session, job_id)
-        return JobRead.of(job) if job else None
+        return service.read_models(session, context.settings, [job])[0] if job else None

@@ -15,6 +15,8 @@ class JobTimings(BaseModel):
     queued_s: float | None  # from submission to the start of the first attempt
     run_s: float | None  # from that start to the end (or to now, while running)
     stages: dict[str, float]  # seconds per engine stage of the latest attempt
+    # While running: the seconds left if the rest goes as fast as the part done (from 2% on)
+    eta_s: float | None = None
 
 
 class JobRead(BaseModel):
@@ -23,6 +25,8 @@ class JobRead(BaseModel):
     state: str
     queue: str = ""  # embed | finetune | backfill (the service's own work: library embedding, ...)
     priority: int = 0  # owners' jobs 0, backfill -10: workers take higher priorities first
+    # While queued: 1 when it is next; jobs ahead of it are the queued ones its workers take first
+    queue_position: int | None = None
     task_id: int | None
     batch_id: int | None
     progress: float  # percent, 0-100
@@ -43,13 +47,14 @@ class JobRead(BaseModel):
     heartbeat_at: datetime | None
 
     @classmethod
-    def of(cls, job: Job) -> JobRead:
+    def of(cls, job: Job, queue_position: int | None = None) -> JobRead:
         return cls(
             id=job.id,
             kind=job.kind,
             state=job.state,
             queue=job.queue,
             priority=job.priority,
+            queue_position=queue_position if job.state == JobState.QUEUED else None,
             task_id=job.task_id,
             batch_id=job.batch_id,
             progress=round(100.0 * job.progress, 1),
@@ -77,7 +82,10 @@ def _timings(job: Job) -> JobTimings:
         queued = (job.started_at - job.created_at).total_seconds()
         run = ((job.finished_at or utcnow()) - job.started_at).total_seconds()
     stages = (job.timings or {}).get("stages", {})
-    return JobTimings(queued_s=queued, run_s=run, stages=stages)
+    eta = None
+    if job.state == JobState.RUNNING and run is not None and job.progress >= 0.02:
+        eta = round(run * (1 - job.progress) / job.progress, 1)
+    return JobTimings(queued_s=queued, run_s=run, stages=stages, eta_s=eta)
 
 
 class JobPage(BaseModel):

@@ -13,7 +13,9 @@ from service.jobs import repository
 from service.jobs.dispatch import Dispatcher
 from service.jobs.exceptions import JobFinished, JobNotFound
 from service.jobs.runner import run_final_hook
+from service.jobs.schemas import JobRead
 from service.models import Job, JobKind, JobPriority, JobState, Owner, utcnow
+from service.settings import Settings
 
 
 def submit(
@@ -61,6 +63,13 @@ def queue_job(
         max_attempts=context.settings.job_max_attempts,
         **ids,
     )
+
+
+def read_models(session: Session, settings: Settings, jobs: list[Job]) -> list[JobRead]:
+    """The jobs as the API shows them, each queued one with its place in the queue (per broker
+    queue with Celery; embedded workers take every queue)."""
+    places = repository.queue_positions(session, jobs, per_queue=settings.broker_url is not None)
+    return [JobRead.of(job, places.get(job.id)) for job in jobs]
 
 
 def visible(session: Session, owner: Owner, job_id: int) -> Job:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from service.db import unit_of_work
+
 
 @pytest.fixture()
 def settings_overrides():
@@ -48,3 +50,38 @@ def test_admin_sees_every_job(client, keys, upload):
     upload(keys.bob, "b")
     assert client.get("/v1/jobs", headers=keys.admin).json()["total"] == 2
     assert client.get("/v1/jobs", headers=keys.alice).json()["total"] == 1
+
+
+@pytest.mark.parametrize("settings_overrides", [{"embedded_workers": 0}])
+def test_queued_jobs_know_their_place_and_running_ones_their_eta(client, keys, session_factory):
+    from datetime import timedelta
+
+    from service.auth.repository import owner_by_name
+    from service.models import Job, JobPriority, utcnow
+
+    now = utcnow()
+    with unit_of_work(session_factory) as session:
+        alice = owner_by_name(session, "alice").id
+
+        def add(priority: int, **values) -> int:
+            values = {"kind": "embed", "queue": "embed"} | values
+            job = Job(owner_id=alice, priority=priority, **values)
+            session.add(job)
+            session.flush()
+            return job.id
+
+        backfill = add(JobPriority.BACKFILL, queue="backfill")
+        first, second = add(JobPriority.OWNER), add(JobPriority.OWNER)
+        running = add(
+            JobPriority.OWNER,
+            state="running",
+            progress=0.25,
+            started_at=now - timedelta(seconds=30),
+        )
+    jobs = {j["id"]: j for j in client.get("/v1/jobs", headers=keys.alice).json()["items"]}
+    places = {i: jobs[i]["queue_position"] for i in (first, second, backfill, running)}
+    assert places == {first: 1, second: 2, backfill: 3, running: None}  # owners' go first
+    eta = jobs[running]["timings"]["eta_s"]
+    assert 85 <= eta <= 100  # 30 s for a quarter: about 90 s left
+    one = client.get(f"/v1/jobs/{second}", headers=keys.alice).json()
+    assert one["queue_position"] == 2 and one["timings"]["eta_s"] is None
