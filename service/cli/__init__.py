@@ -13,7 +13,7 @@ app = typer.Typer(
     help="Task embeddings and intermediate-task recommendation for NLP transfer learning.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
 )
 
 

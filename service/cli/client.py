@@ -16,8 +16,8 @@ import httpx
 import typer
 from rich.table import Table
 
-from service.cli.common import fail, print_json, progress_bars, stdout
-from service.models.job import JobState
+from service.cli.common import JsonOption, fail, print_json, progress_bars, stdout
+from service.models.job import JobKind, JobState
 from service.transfers.schemas import REGIMES, STRATEGIES
 from workers.selection.methods import SERVED
 
@@ -40,12 +40,12 @@ KeyOption = Annotated[
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 # Choices from the registries the server validates against: listed in --help, checked here.
 MethodChoice = StrEnum("MethodChoice", {name: name for name in SERVED})
 StrategyChoice = StrEnum("StrategyChoice", {name: name for name in STRATEGIES})
 RegimeChoice = StrEnum("RegimeChoice", {name: name for name in REGIMES})
 StateChoice = StrEnum("StateChoice", {name: name for name in JobState.ALL})
+KindChoice = StrEnum("KindChoice", {name: name for name in JobKind.QUEUES})
 WaitOption = Annotated[bool, typer.Option("--wait", help="Follow the jobs until they finish.")]
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -201,10 +201,11 @@ def submit(
         Path, typer.Argument(help="A task folder: task.json + train.jsonl (+ validation.jsonl).")
     ],
     wait: WaitOption = False,
+    as_json: JsonOption = False,
     server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Upload a task folder; prints {"task_id": ..., "status": ...}."""
+    """Upload a task folder; with --json prints {"task_id": ..., "status": ...}."""
     manifest_path = folder / "task.json"
     if not manifest_path.is_file():
         fail(f"no task.json in {folder}")
@@ -215,9 +216,12 @@ def submit(
     with _api(server, key) as api, _split_files(folder) as files:
         task = api.request("POST", "/v1/tasks", data=data, files=files)
         if wait and task["embedding"]["job_id"]:
-            api.wait([task["embedding"]["job_id"]], show=True)
+            api.wait([task["embedding"]["job_id"]], show=not as_json)
             task = api.request("GET", f"/v1/tasks/{task['id']}")
-    print_json({"task_id": task["id"], "status": task["status"]})
+    if as_json:
+        print_json({"task_id": task["id"], "status": task["status"]})
+        return
+    stdout.print(f"task {task['id']} ({task['name']}): {task['status']}")
 
 
 @contextmanager
@@ -313,20 +317,28 @@ def recommend(
 
 def jobs(
     job_id: Annotated[int | None, typer.Argument(help="Show (or follow) one job.")] = None,
-    cancel: Annotated[bool, typer.Option("--cancel", help="Cancel JOB_ID.")] = False,
+    cancel: Annotated[
+        bool,
+        typer.Option(
+            "--cancel",
+            help="Cancel JOB_ID; without one, every active job of yours (of --state, --kind; an "
+            "admin's key: anyone's).",
+        ),
+    ] = False,
     wait: WaitOption = False,
     state: Annotated[StateChoice | None, typer.Option(help="Only jobs in this state.")] = None,
+    kind: Annotated[KindChoice | None, typer.Option(help="Only jobs of this kind.")] = None,
     as_json: JsonOption = False,
     server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
-    """List your jobs, or show, follow or cancel one."""
+    """List your jobs, or show, follow or cancel one (or all)."""
+    filters = {k: v for k, v in (("state", state), ("kind", kind)) if v}
     with _api(server, key) as api:
-        if job_id is None:
-            page = api.request(
-                "GET", "/v1/jobs", params={"limit": 100, **({"state": state} if state else {})}
-            )
-            items = page["items"]
+        if job_id is None and cancel:
+            items = api.request("POST", "/v1/jobs/cancel", params=filters)["items"]
+        elif job_id is None:
+            items = api.request("GET", "/v1/jobs", params={"limit": 100, **filters})["items"]
         elif cancel:
             items = [api.request("POST", f"/v1/jobs/{job_id}/cancel")]
         elif wait:
@@ -336,14 +348,14 @@ def jobs(
     if as_json:
         print_json(items if job_id is None else items[0])
         return
-    table = Table("id", "kind", "state", "progress", "stage", "task", "error")
+    table = Table("id", "kind", "state", "progress", "where", "task", "error")
     for job in items:
         table.add_row(
             str(job["id"]),
             job["kind"],
             job["state"],
             f"{job['progress']:.0f}%",
-            job["stage"] or "",
+            _job_words(job),
             str(job["task_id"] or ""),
             (job["error"] or "")[:60],
         )

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,8 +20,27 @@ class UserError(Exception):
     """A problem the user can fix: printed as one line, exit status 2, no traceback."""
 
 
+_json_errors = False  # set by --json: a command asked for JSON gets its error as JSON too
+
+
+def _json_mode(value: bool) -> bool:
+    global _json_errors
+    _json_errors = bool(value)
+    return value
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", callback=_json_mode, help="Print results (and errors) as JSON."),
+]
+
+
 def fail(message: str) -> NoReturn:
-    stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """One line for the user (``{"error": ...}`` on stdout under --json), exit status 2."""
+    if _json_errors:
+        sys.stdout.write(json.dumps({"error": message}) + "\n")
+    else:
+        stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 

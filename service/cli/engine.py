@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from service.cli.common import (
+    JsonOption,
     UserError,
     print_json,
     progress_bars,
@@ -23,7 +24,6 @@ from service.cli.common import (
 from service.settings import Settings, get_settings
 from workers.selection.methods import choices_text
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 ModelOption = Annotated[
     str | None,
     typer.Option(

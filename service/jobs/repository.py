@@ -102,6 +102,17 @@ def update_owned(session: Session, job_id: int, token: str, **values: Any) -> bo
     return result.rowcount == 1
 
 
+def active(session: Session, owner: Owner, states: list[str], kind: str | None) -> list[Job]:
+    """Active jobs in ``states`` (of ``kind``) the owner may act on: their own, or any for an
+    admin."""
+    query = select(Job).where(Job.state.in_([s for s in states if s in JobState.ACTIVE]))
+    if kind:
+        query = query.where(Job.kind == kind)
+    if not owner.is_admin:
+        query = query.where(Job.owner_id == owner.id)
+    return list(session.scalars(query.order_by(Job.id)))
+
+
 def cancel_requested(session: Session, job_id: int) -> bool:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 

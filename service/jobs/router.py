@@ -16,7 +16,7 @@ from service.events import EVENT_STREAM, event_stream
 from service.jobs import repository, service
 from service.jobs.dependencies import VisibleJob
 from service.jobs.exceptions import JobFinished, JobNotFound
-from service.jobs.schemas import JobKindName, JobPage, JobRead, JobStateName
+from service.jobs.schemas import ActiveStateName, JobKindName, JobPage, JobRead, JobStateName
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=responses(NotAuthenticated))
 
@@ -41,6 +41,21 @@ def list_jobs(
         limit=limit,
         offset=offset,
     )
+
+
+@router.post("/cancel", response_model=JobPage)
+def cancel_jobs(
+    owner: CurrentOwner,
+    session: SessionDep,
+    settings: SettingsDep,
+    state: ActiveStateName | None = None,
+    kind: JobKindName | None = None,
+) -> JobPage:
+    """Cancel your queued and running jobs at once (of one state or kind, if given); an admin's
+    key cancels anyone's (a library backfill, say)."""
+    cancelled = service.cancel_many(session, owner, state, kind)
+    items = service.read_models(session, settings, cancelled)
+    return JobPage(items=items, total=len(items), limit=len(items), offset=0)
 
 
 @router.get("/{job_id}", response_model=JobRead, responses=responses(JobNotFound))

@@ -9,6 +9,7 @@ from service.models import Job, JobKind, JobState, utcnow
 
 JobStateName = Literal[JobState.ALL]  # type: ignore[valid-type]
 JobKindName = Literal[tuple(JobKind.QUEUES)]  # type: ignore[valid-type]
+ActiveStateName = Literal[JobState.ACTIVE]  # type: ignore[valid-type]
 
 
 class JobTimings(BaseModel):

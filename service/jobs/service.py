@@ -96,6 +96,14 @@ def cancel(session: Session, job: Job) -> Job:
     return job
 
 
+def cancel_many(session: Session, owner: Owner, state: str | None, kind: str | None) -> list[Job]:
+    """Cancel every active job the owner can see (an admin: any) in ``state`` and of
+    ``kind``; returns those asked to stop."""
+    states = [state] if state else list(JobState.ACTIVE)
+    found = repository.active(session, owner, states, kind)
+    return [cancel(session, job) for job in found]
+
+
 def cancel_for_task(session: Session, task_id: int) -> None:
     """Ask every active job of a task to stop (the task is going away)."""
     for job in repository.active_for_task(session, task_id):

@@ -79,7 +79,7 @@ def test_client_commands_end_to_end(server, keys, folders):
         ("alpha", "ready"),
         ("beta", "ready"),
     }
-    submitted = _run("submit", str(mine), "--wait", *alice)
+    submitted = _run("submit", str(mine), "--wait", "--json", *alice)
     assert submitted.exit_code == 0, submitted.output
     task = json.loads(submitted.stdout[submitted.stdout.index("{") :])
     assert task["status"] == "ready"
@@ -90,6 +90,12 @@ def test_client_commands_end_to_end(server, keys, folders):
     assert set(body["ranking"][0]) == {"task", "score", "components"}  # as `similar --json`
     listed = json.loads(_run("jobs", "--json", *alice).stdout)
     assert [j["kind"] for j in listed] == ["embed"]
+    human = _run("submit", str(mine).replace("gamma", "gamma"), "--key", keys.secrets["bob"],
+                 "--server", server)  # fmt: skip
+    assert human.exit_code == 0 and human.stdout.startswith("task ") and "gamma" in human.stdout
+    cancelled = json.loads(_run("jobs", "--cancel", "--json", "--server", server,
+                                "--key", keys.secrets["bob"]).stdout)  # fmt: skip
+    assert [j["state"] for j in cancelled] in ([], ["cancelled"])  # bob's embedding, if not done
     sources = next(t["task_id"] for t in json.loads(added.stdout) if t["name"] == "alpha")
     started = _run(
         "transfers",
@@ -117,6 +123,9 @@ def test_client_errors_are_one_line(server, keys, monkeypatch):
     assert wrong.exit_code == 2 and "unknown API key (HTTP 401)" in wrong.output
     absent = _run("recommend", "999", "--server", server, "--key", keys.secrets["alice"])
     assert absent.exit_code == 2 and "no task 999 (HTTP 404)" in absent.output
+    as_json = _run("recommend", "999", "--json", "--server", server, "--key", keys.secrets["alice"])
+    assert as_json.exit_code == 2
+    assert json.loads(as_json.stdout) == {"error": "no task 999 (HTTP 404)"}
 
 
 def test_without_server_the_client_finds_the_local_one_by_the_settings(server, keys, monkeypatch):
@@ -165,7 +174,7 @@ def test_an_imported_matrix_ranks_an_owners_task_for_its_model(
     assert [(s["name"], s["transfer_model"], s["default"]) for s in listed] == [
         ("lab-roberta", "roberta-base", True)
     ]
-    out = _run("submit", str(mine), "--wait", *alice).stdout
+    out = _run("submit", str(mine), "--wait", "--json", *alice).stdout
     submitted = json.loads(out[out.index("{") :])
     ranked = _run(
         "recommend", str(submitted["task_id"]), "--transfer-model", "roberta-base",

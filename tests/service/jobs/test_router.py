@@ -85,3 +85,26 @@ def test_queued_jobs_know_their_place_and_running_ones_their_eta(client, keys, s
     assert 85 <= eta <= 100  # 30 s for a quarter: about 90 s left
     one = client.get(f"/v1/jobs/{second}", headers=keys.alice).json()
     assert one["queue_position"] == 2 and one["timings"]["eta_s"] is None
+
+
+@pytest.mark.parametrize("settings_overrides", [{"embedded_workers": 0}])
+def test_bulk_cancel_takes_the_callers_own_or_an_admins_any(client, keys, session_factory):
+    from service.auth.repository import owner_by_name
+    from service.models import Job
+
+    with unit_of_work(session_factory) as session:
+        ids = {}
+        for name, kind in (("alice", "embed"), ("alice", "transfer"), ("bob", "embed")):
+            job = Job(owner_id=owner_by_name(session, name).id, kind=kind, queue="embed")
+            session.add(job)
+            session.flush()
+            ids[(name, kind)] = job.id
+    mine = client.post("/v1/jobs/cancel?kind=embed", headers=keys.alice).json()
+    assert [j["id"] for j in mine["items"]] == [ids[("alice", "embed")]]
+    assert mine["items"][0]["state"] == "cancelled"
+    everyone = client.post("/v1/jobs/cancel?state=queued", headers=keys.admin).json()
+    assert sorted(j["id"] for j in everyone["items"]) == [
+        ids[("alice", "transfer")],
+        ids[("bob", "embed")],
+    ]
+    assert client.post("/v1/jobs/cancel?state=done", headers=keys.alice).status_code == 422
