@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -98,20 +97,36 @@ class Api:
         return response.json() if response.content else None
 
     def wait(self, job_ids: list[int], show: bool) -> dict[int, dict]:
-        """Poll jobs until each is final, drawing one progress bar per job."""
+        """Follow each job's event stream (SSE: the server pushes each change) to its end, one
+        job after another, drawing a progress bar per job with its stage, place and time left."""
         done: dict[int, dict] = {}
         with progress_bars(show) as progress:
-            while len(done) < len(job_ids):
-                for job_id in job_ids:
-                    if job_id in done:
-                        continue
-                    job = self.request("GET", f"/v1/jobs/{job_id}")
-                    progress(f"job {job_id} ({job['kind']})", int(job["progress"]), 100)
-                    progress.describe(f"job {job_id} ({job['kind']})", _job_words(job))
-                    if job["state"] in FINAL:
-                        done[job_id] = job
-                time.sleep(0.5)
+            for job_id in job_ids:
+                for job in self._events(job_id):
+                    label = f"job {job_id} ({job['kind']})"
+                    progress(label, int(job["progress"]), 100)
+                    progress.describe(label, _job_words(job))
+                    done[job_id] = job
+                if done.get(job_id, {}).get("state") not in FINAL:  # the stream broke off
+                    done[job_id] = self.request("GET", f"/v1/jobs/{job_id}")
         return done
+
+    def _events(self, job_id: int) -> Iterator[dict]:
+        """The job as each ``progress`` event of its stream carries it, until ``end``."""
+        from httpx_sse import connect_sse
+
+        try:
+            with connect_sse(self.client, "GET", f"/v1/jobs/{job_id}/events") as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                    fail(_error_line(source.response))
+                for event in source.iter_sse():
+                    if event.event == "end":
+                        return
+                    if event.event == "progress":
+                        yield event.json()
+        except httpx.HTTPError as error:
+            fail(f"lost the event stream of job {job_id}: {error}")
 
 
 def _job_words(job: dict) -> str:
