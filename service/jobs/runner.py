@@ -59,6 +59,16 @@ def limit_torch_threads(settings) -> None:
         torch.set_num_threads(settings.torch_threads)
 
 
+def stage_fraction(
+    index: int, done: float, expected: int, weights: list[float] | None = None
+) -> float:
+    """The whole job's share done in its ``index``-th stage (1-based) of ``expected``, that
+    stage ``done`` (0-1): stages weighed by ``weights`` when given, else alike."""
+    if weights is None or index > len(weights):
+        return (index - 1 + done) / max(expected, index)
+    return (sum(weights[: index - 1]) + done * weights[index - 1]) / sum(weights)
+
+
 class RunningJob:
     """What a handler sees: the job's config and the callbacks that report back to its row."""
 
@@ -73,6 +83,7 @@ class RunningJob:
         self._stopping = stopping
         self._lost = False
         self._expected = 1
+        self._weights: list[float] | None = None
         self._stage: str | None = None
         self._stage_index = 0
         self._stage_started = time.monotonic()
@@ -88,9 +99,13 @@ class RunningJob:
         """A short unit of work (commit on success) for reading or writing the job's data."""
         return unit_of_work(self.context.session_factory)
 
-    def expect_stages(self, count: int) -> None:
-        """How many engine stages the job will report: progress is spread evenly over them."""
+    def expect_stages(self, count: int, weights: list[float] | None = None) -> None:
+        """How many engine stages the job will report, and (if known) their relative sizes, in
+        order: progress is spread over them by size (a source stage on 10,000 rows outweighs a
+        200-row target stage), or evenly."""
         self._expected = max(1, count)
+        usable = weights and len(weights) == count and all(w > 0 for w in weights)
+        self._weights = list(weights) if usable else None
 
     def progress(self, stage: str, step: int, total: int) -> None:
         """The engine's progress callback: records progress and raises if the job must stop."""
@@ -101,12 +116,15 @@ class RunningJob:
             self._close_stage(now)
             self._stage, self._stage_index, self._stage_started = stage, self._stage_index + 1, now
         done = step / total if total else 1.0
-        fraction = (self._stage_index - 1 + done) / max(self._expected, self._stage_index)
+        fraction = self._fraction(done)
         self._progress = max(self._progress, min(fraction, 0.99))  # 100% only once complete
         interval = self.settings.job_progress_interval_s
         if changed or step == total or now - self._last_write >= interval:
             values = {"stage": stage, "step": step, "total": total, "progress": self._progress}
             self._write(**values)
+
+    def _fraction(self, done: float) -> float:
+        return stage_fraction(self._stage_index, done, self._expected, self._weights)
 
     def check(self) -> None:
         """Between phases without engine progress: raise if cancelled, lost or stopping."""

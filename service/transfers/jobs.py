@@ -49,12 +49,22 @@ def run(job: RunningJob) -> None:
         target_train=_train_config(config.target_train, config.device, config.max_length),
         mixing=MixingConfig(**config.mixing.model_dump()),
     )
-    source_stages = 1 if config.strategy == "multitask" else len(sources)
-    job.expect_stages(source_stages + 2 * len(config.seeds))
+    job.expect_stages(*_stage_sizes(config, sources, target))
     outcome = run_transfer(sources, target, encoder, tokenizer, transfer_config, job.progress)
     job.complete(
         lambda session: service.store_result(session, config.run_id, outcome, config.seeds)
     )
+
+
+def _stage_sizes(config: TransferJobConfig, sources, target) -> tuple[int, list[float]]:
+    """The stages in the order they run, each weighed by its training examples (rows ×
+    epochs): the source stage(s), then per seed the baseline and the transfer."""
+    source_rows = [len(s.train) * config.source_train.epochs for s in sources]
+    if config.strategy == "multitask":
+        source_rows = [sum(source_rows)]
+    target_rows = len(target.train) * config.target_train.epochs
+    weights = [*source_rows, *([target_rows, target_rows] * len(config.seeds))]
+    return len(weights), [max(w, 1.0) for w in weights]
 
 
 def _train_config(settings: TrainSettings, device: str | None, max_length: int | None):

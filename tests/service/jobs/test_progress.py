@@ -41,3 +41,15 @@ def test_cancel_reaches_a_running_job(client, keys, upload, make_rows, wait_job)
     assert (
         client.get(f"/v1/tasks/{task['id']}/recommendations", headers=keys.alice).status_code == 409
     )
+
+
+def test_progress_weighs_stages_by_their_size():
+    from service.jobs.runner import stage_fraction
+
+    # a 10,000-row source stage, then per seed a 600-example baseline and transfer (one seed)
+    weights = [10_000.0, 600.0, 600.0]
+    assert stage_fraction(1, 0.5, 3, weights) == pytest.approx(5_000 / 11_200)
+    assert stage_fraction(2, 0.0, 3, weights) == pytest.approx(10_000 / 11_200)  # not 33%
+    assert stage_fraction(3, 1.0, 3, weights) == pytest.approx(1.0)
+    assert stage_fraction(2, 0.5, 4) == pytest.approx(1.5 / 4)  # no sizes: stages alike
+    assert stage_fraction(5, 0.0, 3, weights) == pytest.approx(4 / 5)  # more stages than said
