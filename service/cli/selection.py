@@ -229,6 +229,9 @@ def evaluate(
     For each target, its own rows are set aside; every method ranks the sources measured on it
     using only the other targets' rows (the learned ranker is trained on those alone), and the
     set-aside rows then score the ranking. Random is its exact expectation; oracle the ceiling.
+
+    Embeddings come from the cache: run from the repository without TASKREC_CACHE_PATH, it is
+    the committed results/embeddings (fp32), so nothing is recomputed.
     """
     from workers.selection.evaluate import EvalConfig
     from workers.selection.evaluate import evaluate as run_evaluation
@@ -236,7 +239,7 @@ def evaluate(
     from workers.selection.rankers import LearnedRanker, embedding_methods_needed, expand_methods
     from workers.selection.results import read_results
 
-    settings = get_settings()
+    settings = _repository_embeddings(get_settings(), not as_json)
     with user_errors():
         results_csv = _scored_file(results_csv, test)
         rows = read_results(results_csv)
@@ -294,6 +297,22 @@ def evaluate(
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+REPOSITORY_EMBEDDINGS = Path("results/embeddings")  # results/embed-library.sh's, in fp32
+
+
+def _repository_embeddings(settings: Settings, say: bool) -> Settings:
+    """The repository's committed embeddings when no cache was chosen and they are here."""
+    if settings.cache_path is not None or not REPOSITORY_EMBEDDINGS.is_dir():
+        return settings
+    if say:
+        stderr.print(
+            f"embeddings from {REPOSITORY_EMBEDDINGS} (the repository's, fp32); set "
+            "TASKREC_CACHE_PATH to read another cache"
+        )
+    update = {"cache_path": REPOSITORY_EMBEDDINGS, "embed_precision": "fp32"}
+    return settings.model_copy(update=update)
 
 
 COMPARED_METHODS = ("random", "datasize", "semb", "taskemb", "fused", "learned", "oracle")

@@ -34,6 +34,7 @@ def env(tmp_path, monkeypatch, tiny_encoder_dir, toy_tasks) -> Path:
         save_task_dir(task, root / task.name)
     monkeypatch.setenv("TASKREC_TASKS_ROOT", str(root))
     monkeypatch.setenv("TASKREC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TASKREC_CACHE_PATH", str(tmp_path / "cache"))  # never the repository's
     monkeypatch.setenv("TASKREC_MODEL", str(tiny_encoder_dir))
     monkeypatch.setenv("TASKREC_MAX_EXAMPLES", "16")
     monkeypatch.setenv("TASKREC_DEVICE", "cpu")
