@@ -37,7 +37,9 @@ def check_settings(
     """Refuse bad TASKREC_* settings up front, one line per setting, before any command runs."""
     from pydantic import ValidationError
 
-    from service.cli.common import fail
+    from service.cli.common import fail, reset_json_mode
+
+    reset_json_mode()
     from service.settings import get_settings
 
     try:

@@ -29,6 +29,11 @@ def _json_mode(value: bool) -> bool:
     return value
 
 
+def reset_json_mode() -> None:
+    """Each invocation starts in text mode (the CLI may run many times in one process)."""
+    _json_mode(False)
+
+
 JsonOption = Annotated[
     bool,
     typer.Option("--json", callback=_json_mode, help="Print results (and errors) as JSON."),
