@@ -17,6 +17,7 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
+DOCS = ("/docs", "/redoc", "/openapi.json", "/static-offline-docs")
 
 
 class AdmissionControl:
@@ -100,7 +101,7 @@ class AdmissionControl:
 
 
 def _exempt(path: str) -> bool:
-    return path in EXEMPT or path.endswith("/events") or path.startswith("/docs")
+    return path in EXEMPT or path.endswith("/events") or path.startswith(DOCS)
 
 
 def _key_of(scope: Scope) -> str:

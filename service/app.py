@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from service.admission import AdmissionControl
 from service.auth.ratelimit import make_limiter
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
 
     from importlib.metadata import version
 
-    app = FastAPI(
+    # /docs and /redoc from assets served by the app itself (fastapi-offline), never a CDN:
+    # they work on a machine that reaches nothing outside
+    app = FastAPIOffline(
         title="taskrec", version=version("taskrec"), description=DESCRIPTION, lifespan=lifespan
     )
     app.state.context = None

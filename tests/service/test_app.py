@@ -105,3 +105,15 @@ def test_log_lines_carry_time_and_request_id_as_text_or_json(capsys):
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_the_api_docs_need_nothing_from_outside(client):
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        urls = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+        assert urls and all(not u.startswith(("http://", "https://", "//")) for u in urls), urls
+        for url in urls:
+            if url.startswith("/"):
+                assert client.get(url).status_code == 200, url
