@@ -119,11 +119,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _too_deep(_request: Request, exc: RecursionError) -> JSONResponse:
         # A JSON body nested deeper than Python's stack ("[[[[..."), where the framework parses
         # it: the client's input, not the server's fault.
-        message = "the JSON body is nested too deeply"
-        body = ErrorBody(
-            error="invalid_request", message=message, problems=[Problem(message=message)]
-        )
-        return JSONResponse(body.model_dump(mode="json"), status_code=422)
+        return _invalid_request("the JSON body is nested too deeply")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -145,11 +141,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # A value the database cannot hold reached it (an integer past its range, a NUL in
         # text): the request's fault. Schemas bound what they can; this is the net below them.
         log.warning("database refused a value: %s", str(exc.orig).splitlines()[0][:200])
-        message = "a value in the request is out of range for the database"
-        body = ErrorBody(
-            error="invalid_request", message=message, problems=[Problem(message=message)]
-        )
-        return JSONResponse(body.model_dump(mode="json"), status_code=422)
+        return _invalid_request("a value in the request is out of range for the database")
 
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
@@ -161,6 +153,11 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", exc_info=exc)
         body = ErrorBody(error="internal_error", message="internal error; see the server log")
         return JSONResponse(body.model_dump(mode="json"), status_code=500)
+
+
+def _invalid_request(message: str) -> JSONResponse:
+    body = ErrorBody(error="invalid_request", message=message, problems=[Problem(message=message)])
+    return JSONResponse(body.model_dump(mode="json"), status_code=422)
 
 
 def _unavailable(message: str) -> JSONResponse:
