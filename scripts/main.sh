@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
-# Fewer examples per embedding than the service default (1,000) so a laptop CPU embeds the whole
-# 64-task library in minutes rather than hours; override with TASKREC_MAX_EXAMPLES.
-export TASKREC_MAX_EXAMPLES=${TASKREC_MAX_EXAMPLES:-256}
+# What is served is what was evaluated: the library's embeddings at the settings the saved
+# evaluation read (1,000 examples, fp32), taken from the repository's results/embeddings where
+# they are there (a library task is ready at once) and computed, as backfill, where not.
+export TASKREC_EMBEDDING_SEED_PATHS=${TASKREC_EMBEDDING_SEED_PATHS:-'["results/embeddings"]'}
+export TASKREC_EMBED_PRECISION=${TASKREC_EMBED_PRECISION:-fp32}
 # The learned ranker's settings and saved evaluation (results/evaluate.sh fits them).
 export TASKREC_RANKER_PATH=${TASKREC_RANKER_PATH:-results/ranker.json}
 # The packaged MiniLM's measured transfers, imported as evidence sets on start: the 1,000-row

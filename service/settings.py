@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     tasks_root: Path = Path("../shared/tasks")  # the shared library of task folders
     data_dir: Path = Path(".taskrec")  # database, artefacts, FAISS indexes, embedding cache
     cache_path: Path | None = None  # embedding cache; None: <data_dir>/cache
+    # Read-only embedding caches consulted after it (main.sh: the repository's
+    # results/embeddings, the vectors the saved evaluation read), never written to
+    embedding_seed_paths: list[Path] = []
 
     # Encoder and embeddings
     model: str = "all-MiniLM-L6-v2"  # packaged MiniLM; any HF encoder name or local path works

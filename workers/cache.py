@@ -27,15 +27,22 @@ def cache_key(data_hash: str, encoder: EncoderRef, method: str, settings: dict) 
 
 
 class EmbeddingCache:
-    """Embeddings as ``<key>.npz`` (vectors) plus ``<key>.json`` (metadata) in one folder."""
+    """Embeddings as ``<key>.npz`` (vectors) plus ``<key>.json`` (metadata) in one folder;
+    ``seeds``: read-only folders of the same layout consulted after it (a repository's
+    committed embeddings, say), never written to."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, seeds: tuple[Path, ...] | list[Path] = ()) -> None:
         self.root = Path(root)
+        self.seeds = tuple(Path(seed) for seed in seeds)
 
     def get(self, key: str) -> TaskEmbedding | None:
-        meta_path, vectors_path = self._paths(key)
-        if not meta_path.exists() or not vectors_path.exists():
-            return None
+        for folder in (self.root, *self.seeds):
+            meta_path, vectors_path = self._paths(key, folder)
+            if meta_path.exists() and vectors_path.exists():
+                return self._read(meta_path, vectors_path)
+        return None
+
+    def _read(self, meta_path: Path, vectors_path: Path) -> TaskEmbedding:
         meta = json.loads(meta_path.read_text())
         with np.load(vectors_path) as vectors:
             components = {name: vectors[name] for name in meta["components"]}
@@ -64,8 +71,9 @@ class EmbeddingCache:
         _atomic_write(vectors_path, lambda f: np.savez(f, **embedding.components))
         _atomic_write(meta_path, lambda f: f.write(json.dumps(meta, default=str).encode()))
 
-    def _paths(self, key: str) -> tuple[Path, Path]:
-        return self.root / f"{key}.json", self.root / f"{key}.npz"
+    def _paths(self, key: str, folder: Path | None = None) -> tuple[Path, Path]:
+        folder = folder or self.root
+        return folder / f"{key}.json", folder / f"{key}.npz"
 
 
 def _atomic_write(path: Path, write) -> None:

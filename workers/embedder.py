@@ -44,7 +44,7 @@ class Embedder:
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
-        data_hash = task.content_hash()
+        data_hash = embedding_data_hash(task)
         settings = self.config.to_dict()
         keys = {m: cache_key(data_hash, self.ref, m, _relevant(settings, m)) for m in methods}
         found = {m: self.cache.get(k) for m, k in keys.items()} if self.cache else {}
@@ -72,6 +72,13 @@ class Embedder:
     def _compute_taskemb(self, task: TaskData, progress) -> TaskEmbedding:
         encoder, tokenizer = self._encoder()
         return compute_taskemb(task, encoder, tokenizer, self.ref, self.config, progress)
+
+
+def embedding_data_hash(task: TaskData) -> str:
+    """The hash of what an embedding reads: the spec and the training rows. Validation and test
+    rows never reach it, so a task loaded with or without them (the service keeps train and
+    validation, the CLI every split) shares its cached embeddings."""
+    return TaskData(task.spec, {"train": task.train}).content_hash()
 
 
 def _relevant(settings: dict, method: str) -> dict:

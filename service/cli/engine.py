@@ -346,7 +346,7 @@ def _embedder(settings: Settings, model: str | None, max_examples: int | None):
     return Embedder(
         resolve_encoder(model or settings.model),
         embedding_config(settings, max_examples),
-        EmbeddingCache(settings.cache_dir),
+        EmbeddingCache(settings.cache_dir, settings.embedding_seed_paths),
     )
 
 

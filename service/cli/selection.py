@@ -475,7 +475,9 @@ def _library(
     if methods:
         ref = resolve_encoder(model or settings.model)
         embedder = Embedder(
-            ref, embedding_config(settings, max_examples), EmbeddingCache(settings.cache_dir)
+            ref,
+            embedding_config(settings, max_examples),
+            EmbeddingCache(settings.cache_dir, settings.embedding_seed_paths),
         )
         embed = lambda task: embedder.embed(task, sorted(methods))  # noqa: E731
     with _steps(show_progress, "embedding library", len(tasks)) as advance:

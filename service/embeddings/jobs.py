@@ -46,7 +46,11 @@ def run(job: RunningJob) -> None:
         precision=resolve_precision(config.precision, config.device),
     )
     job.expect_stages(_stages(config))
-    embedder = Embedder(ref, engine_config, EmbeddingCache(job.settings.cache_dir))
+    embedder = Embedder(
+        ref,
+        engine_config,
+        EmbeddingCache(job.settings.cache_dir, job.settings.embedding_seed_paths),
+    )
     embeddings = embedder.embed(data, config.methods, progress=job.progress)
     store = partial(
         service.store,

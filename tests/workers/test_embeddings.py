@@ -125,3 +125,27 @@ def test_the_encoder_keeps_its_attention_after_a_bf16_fisher_pass(tiny, tiny_ref
     bf16 = dataclasses.replace(CONFIG, precision="bf16")
     compute_taskemb(sentiment_task, encoder, tokenizer, tiny_ref, bf16)
     assert encoder.config._attn_implementation == before
+
+
+def test_cached_embeddings_are_keyed_by_the_rows_they_read(tmp_path, tiny_ref, sentiment_task):
+    """A task loaded with or without its validation and test rows shares its embeddings, and a
+    read-only seed cache is read but never written."""
+    import dataclasses
+
+    from workers.cache import EmbeddingCache
+    from workers.embedder import Embedder, embedding_data_hash
+    from workers.embeddings import EmbeddingConfig
+
+    with_test = dataclasses.replace(
+        sentiment_task, splits={**sentiment_task.splits, "test": sentiment_task.train[:4]}
+    )
+    assert embedding_data_hash(with_test) == embedding_data_hash(sentiment_task)
+    seed = tmp_path / "seed"
+    config = EmbeddingConfig(max_examples=8)
+    Embedder(tiny_ref, config, EmbeddingCache(seed)).embed(sentiment_task, ["textemb"])
+    seeded = sorted(p.name for p in seed.iterdir())
+    own = tmp_path / "own"
+    cache = EmbeddingCache(own, seeds=[seed])
+    assert cache.get(next(iter(seeded)).split(".")[0]) is not None
+    Embedder(tiny_ref, config, cache).embed(with_test, ["textemb"])  # a hit: nothing computed
+    assert not own.exists() and sorted(p.name for p in seed.iterdir()) == seeded
