@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from pathlib import Path
 
@@ -96,8 +98,26 @@ def _register_one(session: Session, context: AppContext, admin: Owner, folder: P
         is_library=True,
     )
     tasks.add(session, task, [])
-    embeddings.queue_embedding(session, context, task, admin.id, priority=JobPriority.BACKFILL)
+    # Tasks whose embeddings a seed cache ships finish in seconds: they go first, so most of the
+    # library is ready at once while the rest is computed
+    seeded = data.name in seeded_task_names(tuple(context.settings.embedding_seed_paths))
+    priority = JobPriority.BACKFILL if seeded else JobPriority.BACKFILL_SLOW
+    embeddings.queue_embedding(session, context, task, admin.id, priority=priority)
     return task
+
+
+@functools.lru_cache(maxsize=4)
+def seeded_task_names(seed_paths: tuple[Path, ...]) -> frozenset[str]:
+    """Task names with embeddings in the seed caches (their metadata names the task): only an
+    ordering hint, since a hit is decided by the data's hash when the job runs."""
+    names = set()
+    for folder in seed_paths:
+        for meta in Path(folder).glob("*.json"):
+            try:
+                names.add(json.loads(meta.read_text())["task"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return frozenset(names)
 
 
 def register_root(context: AppContext, admin_name: str) -> int:

@@ -46,6 +46,7 @@ class JobPriority:
 
     OWNER = 0
     BACKFILL = -10
+    BACKFILL_SLOW = -11  # backfill expected to take long (a library task with nothing cached)
 
 
 class Job(CreatedAt, Base):

@@ -41,7 +41,7 @@ def test_admin_registers_a_folder_of_tasks(client, keys, task_folders, wait_job)
     for task in tasks:
         job = wait_job(task["embedding"]["job_id"], keys.admin)
         assert job["state"] == "succeeded"
-        assert (job["queue"], job["priority"]) == ("backfill", -10)  # below owners' jobs
+        assert (job["queue"], job["priority"]) == ("backfill", -11)  # below owners' jobs
     again = client.post(
         "/v1/library/folders", json={"path": str(root / "alpha")}, headers=keys.admin
     )
@@ -128,3 +128,19 @@ def test_an_admins_own_task_and_a_library_task_share_a_name(
     assert upload(keys.bob, "gamma").status_code == 201
     refused = client.delete(f"/v1/library/{promoted['id']}", headers=keys.admin)
     assert refused.status_code == 409 and "rename or delete" in refused.json()["message"]
+
+
+def test_library_tasks_with_shipped_embeddings_are_embedded_first(
+    client, keys, task_folders, settings, tmp_path
+):
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "0123.json").write_text('{"task": "beta", "method": "semb"}')
+    settings.embedding_seed_paths = [seed]
+    root, _ = task_folders
+    registered = client.post("/v1/library/folders", json={"path": str(root)}, headers=keys.admin)
+    jobs = {
+        t["name"]: client.get(f"/v1/jobs/{t['embedding']['job_id']}", headers=keys.admin).json()
+        for t in registered.json()
+    }
+    assert jobs["beta"]["priority"] == -10 and jobs["alpha"]["priority"] == -11
