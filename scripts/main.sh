@@ -11,6 +11,9 @@ export HF_HUB_OFFLINE=1
 # they are there (a library task is ready at once) and computed, as backfill, where not.
 export TASKREC_EMBEDDING_SEED_PATHS=${TASKREC_EMBEDDING_SEED_PATHS:-'["results/embeddings"]'}
 export TASKREC_EMBED_PRECISION=${TASKREC_EMBED_PRECISION:-fp32}
+# Two job threads: backfill takes at most one, so a submitted task's job starts at once however
+# much of the library is still queued.
+export TASKREC_EMBEDDED_WORKERS=${TASKREC_EMBEDDED_WORKERS:-2}
 # The learned ranker's settings and saved evaluation (results/evaluate.sh fits them).
 export TASKREC_RANKER_PATH=${TASKREC_RANKER_PATH:-results/ranker.json}
 # The packaged MiniLM's measured transfers, imported as evidence sets on start: the 1,000-row
