@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from service.models import Job, JobPriority, JobState, Owner
 
@@ -74,9 +74,16 @@ def next_runnable(
 
 def claim(session: Session, job_id: int, token: str, worker: str, now: datetime) -> bool:
     """queued → running for this attempt; False if someone else got there first."""
+    # Backfill runs one job at a time: a backfill job is claimed only while none runs (checked
+    # in the same statement, so two worker threads cannot both start one)
+    running = aliased(Job)
+    one_backfill = or_(
+        Job.priority >= JobPriority.OWNER,
+        ~exists().where(running.state == JobState.RUNNING, running.priority < JobPriority.OWNER),
+    )
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state == JobState.QUEUED, Job.run_after <= now)
+        .where(Job.id == job_id, Job.state == JobState.QUEUED, Job.run_after <= now, one_backfill)
         .values(
             state=JobState.RUNNING,
             attempts=Job.attempts + 1,

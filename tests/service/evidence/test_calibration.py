@@ -110,3 +110,22 @@ def test_owners_jobs_go_ahead_of_backfill(session_factory, keys):
         assert jobs.next_runnable(session, now) == backfill
         add(JobPriority.BACKFILL, JobState.RUNNING)  # one backfill job at a time
         assert jobs.next_runnable(session, now) is None
+
+
+def test_a_backfill_job_is_not_claimed_while_another_runs(session_factory, keys):
+    from service.auth.repository import owner_by_name
+
+    now = utcnow()
+    with unit_of_work(session_factory) as session:
+        owner = owner_by_name(session, "alice").id
+        made = []
+        for priority in (JobPriority.BACKFILL, JobPriority.BACKFILL, JobPriority.OWNER):
+            job = Job(owner_id=owner, kind="embed", queue="embed", priority=priority)
+            job.run_after = now - timedelta(seconds=1)
+            session.add(job)
+            session.flush()
+            made.append(job.id)
+        first, second, mine = made
+        assert jobs.claim(session, first, "t1", "w1", now)
+        assert not jobs.claim(session, second, "t2", "w2", now)  # the first still runs
+        assert jobs.claim(session, mine, "t3", "w2", now)  # owners' jobs are never held back
