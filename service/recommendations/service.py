@@ -98,7 +98,7 @@ def recommend(
     key += stamp
     cached = context.recommendations.get(key)
     if cached is not None:
-        return _with_record(cached, settings, task_type)
+        return _with_record(cached, settings, task_type, transfer_model)
     twins = repository.same_data(session, target)
     excluded = {target.id, *(task_id for task_id, _ in twins)}
     ranker = _Ranker(session, context, excluded, encoder_id, version, task_type, methods)
@@ -116,13 +116,14 @@ def recommend(
             update={"note": "; ".join(filter(None, (result.note, left_out)))}
         )
     context.recommendations.put(key, result)
-    return _with_record(result, settings, task_type)
+    return _with_record(result, settings, task_type, transfer_model)
 
 
-def _with_record(result: Recommendations, settings, task_type: str | None):
+def _with_record(result: Recommendations, settings, task_type: str | None, transfer_model: str):
     # Added on the way out, not cached: a new ranker file brings a new record at once. The
-    # record measured the ranker file's transfer model: another model's answer gets none.
-    record = method_record(settings, result.method, task_type, result.transfer_model)
+    # record measured the ranker file's transfer model: a question about another model (by any
+    # method) gets none.
+    record = method_record(settings, result.method, task_type, transfer_model)
     return result.model_copy(update={"evaluation": record}) if record else result
 
 

@@ -233,6 +233,8 @@ def test_best_default_method_follows_the_saved_evaluation(
     assert overall["evidence"]["sets"] == ["mine"]
     other = client.get(f"{url}?transfer_model=roberta-base", headers=keys.alice).json()
     assert other["method"] == "taskemb" and other["evaluation"] == {}  # not MiniLM's record
+    by_fused = client.get(f"{url}?method=fused&transfer_model=roberta-base", headers=keys.alice)
+    assert by_fused.json()["evaluation"] == {}  # whatever the method
     within = client.get(f"{url}?type=classification", headers=keys.alice).json()
     assert within["method"] == "fused"  # the best within a type, by the saved evaluation
     assert within["evaluation"]["rho"] == 3.1 and within["evaluation"]["regret@3"] == 0.7
