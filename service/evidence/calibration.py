@@ -188,14 +188,23 @@ def run(job: RunningJob) -> None:
         checkpoints=job.settings.checkpoints_dir,
     )
     protocol = {k: v for k, v in sweep.pinned(ref).items() if k != "encoder"}
-    per_source = len(probes) * len(config.seeds)
+    done = {r.key for r in read_results(paths.results)} if paths.results.is_file() else set()
+    expected = {
+        source.name: sum(
+            (source.name, probe.name, seed) not in done
+            for probe in probes
+            for seed in config.seeds
+            if probe.name != source.name
+        )
+        for source in sources
+    }
 
     def publish() -> None:
         rows = read_results(paths.results) if paths.results.is_file() else []
         with job.session() as session:
             write_set(session, config.evidence_set, ref.id, protocol, rows)
 
-    progress = _Progress(job, per_source, publish)
+    progress = _Progress(job, expected, publish)
     job.check()
     run_sweep(sources, probes, ref, paths, sweep, progress)
     publish()
@@ -204,21 +213,25 @@ def run(job: RunningJob) -> None:
 
 class _Progress:
     """Sweep events to job progress; the evidence set is rewritten each time a source's runs
-    are all in."""
+    are all in (``expected``: runs per source this call makes)."""
 
-    def __init__(self, job: RunningJob, per_source: int, publish) -> None:
-        self.job, self.per_source, self.publish = job, per_source, publish
+    def __init__(self, job: RunningJob, expected: dict[str, int], publish) -> None:
+        self.job, self.expected, self.publish = job, expected, publish
         self.by_source: Counter[str] = Counter()
+        self.finished = 0  # runs (and source stages) done: numbers the repeated stage names
 
     def __call__(self, event) -> None:
         if event.kind == "plan":
-            self.job.expect_stages(event.total)
+            self.job.expect_stages(event.total + len(self.expected))  # + source stages, at most
         elif event.kind == "step":
-            self.job.progress(f"{event.done}:{event.label}", event.done, event.total)
-        elif event.kind == "transfer" and event.row is not None:
-            self.by_source[event.row.source] += 1
-            if self.by_source[event.row.source] % self.per_source == 0:
-                self.publish()
+            self.job.progress(f"{self.finished}:{event.label}", event.done, event.total)
+        else:
+            self.finished += 1
+            if event.kind == "transfer" and event.row is not None:
+                source = event.row.source
+                self.by_source[source] += 1
+                if self.by_source[source] == self.expected.get(source):
+                    self.publish()
 
 
 def write_set(

@@ -75,6 +75,8 @@ def test_calibration_measures_donors_and_fills_the_coverage(client, keys, toy_li
     assert job["kind"] == "calibrate"
     done = wait_job(started["job_id"], keys.admin, timeout=240)
     assert done["state"] == "succeeded", done
+    # one stage per run or source stage (8 baselines, 14 transfers, 2 sources), not per step
+    assert len(done["timings"]["stages"]) <= 8 + 14 + 2
     found = client.get(f"/v1/evidence/{started['evidence_set']}", headers=keys.admin).json()
     assert found["origin"] == "calibration" and found["default"] is True
     assert found["summary"]["rows"] == 14 and found["summary"]["sources"] == 2
