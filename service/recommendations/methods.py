@@ -44,6 +44,7 @@ def method_evidence(settings: Settings) -> Methods:
         best=_best(records, "all"),
         best_within_type=_best(records, "within"),
         evaluated_on=str(settings.ranker_file.name) if records else None,
+        evaluated_for=evaluated_transfer_model(settings) if records else None,
         methods=methods,
     )
 

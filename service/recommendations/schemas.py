@@ -66,4 +66,7 @@ class Methods(BaseModel):
     best: str | None  # the served method with the lowest mean ρ over all targets (Regret@3 ties)
     best_within_type: str | None  # the same, ranking only sources of the target's own type
     evaluated_on: str | None  # where the numbers come from (the ranker file), None without one
+    # the transfer model whose measured transfers the numbers are about (normalised): requests
+    # about another model are shown no record
+    evaluated_for: str | None = None
     methods: list[MethodEvidence]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workers.data.schema import Metric, TaskSpec, TaskType
 from workers.selection.evaluate import EvalConfig, evaluate
+from workers.selection.evidence import transfer_model_name
 from workers.selection.rankers import LearnedRanker, Library
 from workers.selection.results import TransferRow
 
@@ -51,6 +52,10 @@ def test_the_saved_evaluation_is_shown_per_method(client, keys, settings):
     assert listed["datasize"]["evaluation"]["all"]["targets"] == 6
     assert body["best"] == "learned"  # the only served method measured here
     assert body["evaluated_on"] == settings.ranker_file.name
+    # a ranker file that names no transfer model measured the service's own
+    assert body["evaluated_for"] == transfer_model_name(settings.model)
+    assert listed["learned"]["reads"] == ["taskemb", "textemb", "semb"]
+    assert listed["learned"]["learns"] and not listed["semb"]["learns"]
 
 
 def test_methods_need_a_key(client):
