@@ -233,9 +233,9 @@ def evaluate(
     Embeddings come from the cache: run from the repository without TASKREC_CACHE_PATH, it is
     the committed results/embeddings (fp32), so nothing is recomputed.
     """
-    from workers.selection.evaluate import EvalConfig
-    from workers.selection.evaluate import evaluate as run_evaluation
-    from workers.selection.evaluate import plot as draw
+    from workers.research.evaluate import EvalConfig
+    from workers.research.evaluate import evaluate as run_evaluation
+    from workers.research.evaluate import plot as draw
     from workers.selection.rankers import LearnedRanker, embedding_methods_needed, expand_methods
     from workers.selection.results import read_results
 
@@ -322,7 +322,7 @@ def _evidence_files(specs: list[str]) -> list[Any]:
     """``NAME=CSV`` options as the report's evidence sets (rows and pinned settings)."""
     import json
 
-    from workers.selection.report import EvidenceSetFile
+    from workers.research.report import EvidenceSetFile
     from workers.selection.results import read_results
 
     found = []
@@ -342,8 +342,8 @@ def _evidence_section(compared: list[Any], lib, config, settings: Settings) -> s
     import dataclasses
 
     from workers.data.loaders import iter_task_dirs
-    from workers.selection.evaluate import evaluate as run_evaluation
-    from workers.selection.report import evidence_section
+    from workers.research.evaluate import evaluate as run_evaluation
+    from workers.research.report import evidence_section
 
     methods = tuple(m for m in COMPARED_METHODS if m in config.methods)
     small = dataclasses.replace(config, methods=methods, scopes=("all",))
@@ -397,7 +397,7 @@ def _write_report(
     import os
     import shlex
 
-    from workers.selection.report import write_report
+    from workers.research.report import write_report
 
     pinned = results_csv.with_suffix(".sweep.json")
     sweep = json.loads(pinned.read_text()) if pinned.is_file() else None

@@ -67,6 +67,7 @@ def test_no_torch_at_import():
         "from service.app import create_app\n"
         "create_app()\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+        "assert 'workers.research.evaluate' not in sys.modules  # the API serves, never evaluates\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

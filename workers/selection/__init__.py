@@ -1,2 +1,2 @@
-"""Source selection: ranking metrics, ranking methods (similarity, baselines, learned) and their
-leave-one-target-out evaluation against measured transfers."""
+"""Source selection as the API serves it: ranking methods (similarity, baselines, learned), the
+method registry, evidence files and transfer results. Their evaluation is ``workers.research``."""

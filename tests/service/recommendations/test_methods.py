@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workers.data.schema import Metric, TaskSpec, TaskType
-from workers.selection.evaluate import EvalConfig, evaluate
+from workers.research.evaluate import EvalConfig, evaluate
 from workers.selection.evidence import transfer_model_name
 from workers.selection.rankers import LearnedRanker, Library
 from workers.selection.results import TransferRow

@@ -238,7 +238,7 @@ def test_ranking_needs_no_torch_and_knows_every_embedding_method() -> None:
     from workers.selection.rankers import EMBEDDING_METHODS
 
     assert EMBEDDING_METHODS == METHODS
-    code = "import sys, workers.selection.evaluate; print('torch' in sys.modules)"
+    code = "import sys, workers.research.evaluate; print('torch' in sys.modules)"
     repo = Path(__file__).resolve().parents[3]
     found = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
     assert found.stdout.strip() == "False", found.stderr

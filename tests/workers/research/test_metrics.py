@@ -12,7 +12,7 @@ import statistics
 
 import pytest
 
-from workers.selection.metrics import (
+from workers.research.metrics import (
     best_source_rank,
     expected_random_ndcg,
     expected_random_rank,

@@ -3,7 +3,7 @@
 For each target: the rows whose target it is are set aside; every ranker is built (and the
 learned one trained) from the remaining rows alone, ranks the sources measured on the target, and
 only then are the set-aside rows used, to score those rankings (ρ, NDCG, Regret@k; see
-:mod:`workers.selection.metrics`). ``random`` is scored by its exact expectation and ``oracle``
+:mod:`workers.research.metrics`). ``random`` is scored by its exact expectation and ``oracle``
 ranks by the set-aside truth itself (the ceiling). Scopes: ``all`` (every measured source) and
 ``within`` (sources of the target's task type only).
 """
@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from workers.selection.methods import EVALUATION_ONLY, METHODS
-from workers.selection.metrics import (
+from workers.research.metrics import (
     best_source_rank,
     expected_random_ndcg,
     expected_random_rank,
@@ -26,6 +25,7 @@ from workers.selection.metrics import (
     ndcg,
     regret_at_k,
 )
+from workers.selection.methods import EVALUATION_ONLY, METHODS
 from workers.selection.rankers import (
     LearnedConfig,
     Library,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from workers.selection.evaluate import EvalConfig, evaluate, plot, rank_held_out
+from workers.research.evaluate import EvalConfig, evaluate, plot, rank_held_out
 from workers.selection.methods import REGISTRY
 from workers.selection.rankers import LearnedRanker
 from workers.selection.results import TransferRow

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.selection.evaluate import Evaluation, plot
-from workers.selection.metrics import nanmean
+from workers.research.evaluate import Evaluation, plot
+from workers.research.metrics import nanmean
 from workers.selection.rankers import LearnedRanker, Library
 from workers.selection.results import TransferRow, outcomes, reliability
 

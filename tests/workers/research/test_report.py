@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 
-from workers.selection.evaluate import EvalConfig, Evaluation, TargetResult, evaluate
-from workers.selection.rankers import LearnedConfig, LearnedRanker
-from workers.selection.report import (
+from workers.research.evaluate import EvalConfig, Evaluation, TargetResult, evaluate
+from workers.research.report import (
     Check,
     _regret_by_reliability,
     bootstrap_interval,
@@ -24,6 +23,7 @@ from workers.selection.report import (
     shortfall_section,
     write_report,
 )
+from workers.selection.rankers import LearnedConfig, LearnedRanker
 from workers.selection.results import TransferRow
 
 METHODS = ("random", "datasize", "taskemb", "semb", "learned", "oracle")
