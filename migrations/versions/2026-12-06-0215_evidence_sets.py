@@ -2,7 +2,8 @@
 transfer_runs.shared, an admin's mark that a run is evidence for every owner; jobs.priority, so
 owners' jobs go ahead of backfill (library embedding and calibration); task names unique per
 owner among their own tasks and among the library's, apart (an admin's own "wnli" no longer
-clashes with the library's: a library task is never dropped for it).
+clashes with the library's: a library task is never dropped for it); tasks.labelled (a task
+whose rows carry no label).
 
 Revision ID: 0004
 Revises: 0003
@@ -84,6 +85,9 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("labelled", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
         batch_op.drop_constraint("uq_tasks_owner_id_name", type_="unique")
         batch_op.create_unique_constraint(
             "uq_tasks_owner_id_name_is_library", ["owner_id", "name", "is_library"]
@@ -92,6 +96,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_column("labelled")
         batch_op.drop_constraint("uq_tasks_owner_id_name_is_library", type_="unique")
         batch_op.create_unique_constraint("uq_tasks_owner_id_name", ["owner_id", "name"])
     with op.batch_alter_table("jobs", schema=None) as batch_op:

@@ -67,6 +67,8 @@ def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> No
     found = {
         i: tasks.visible(session, owner, i) for i in dict.fromkeys(body.sources + body.targets)
     }
+    for task in found.values():  # sources and targets alike train on their labels
+        transfers.require_labels(task)
     runs = [
         transfers.create_run(session, owner, found[t], [found[s]], body.transfer) for s, t in pairs
     ]

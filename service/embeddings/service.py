@@ -39,6 +39,10 @@ def queue_embedding(
     if request is not None and request.model is not None:
         allowed_encoder(context.settings, request.model)
     config = EmbedConfig.from_settings(context.settings, request)
+    if not task.labelled:  # TaskEmb's Fisher needs labels: an unlabelled task has none
+        config = config.model_copy(
+            update={"methods": [m for m in config.methods if m != "taskemb"]}
+        )
     # Only the service model's embeddings decide whether a task can be ranked: recomputing with
     # another model leaves a ready task ready.
     if config.model == context.settings.model or task.status != TaskStatus.READY:

@@ -54,4 +54,7 @@ class Task(CreatedAt, Base):
     label_distribution: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.EMBEDDING, index=True)
     is_library: Mapped[bool] = mapped_column(default=False, index=True)
+    # False: no row has a label (a new task's data before anyone labelled it): it is embedded
+    # by TextEmb and SEmb alone (TaskEmb's Fisher needs labels) and cannot be a transfer target
+    labelled: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

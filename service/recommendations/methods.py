@@ -81,6 +81,17 @@ def best_evidence_free(settings: Settings, task_type: str | None) -> str:
     return _best(free, "within" if task_type else "all") or "fused"
 
 
+def best_without_taskemb(settings: Settings, task_type: str | None) -> str:
+    """For a task without labels (so without TaskEmb): the served method that reads neither
+    TaskEmb nor measured transfers and ranked best in the saved evaluation; ``semb`` without
+    one."""
+    from workers.selection.methods import EVIDENCE_FREE_SERVED, reads
+
+    usable = [m for m in EVIDENCE_FREE_SERVED if "taskemb" not in reads(m)]
+    records = {m: r for m, r in saved_records(settings).items() if m in usable}
+    return _best(records, "within" if task_type else "all") or "semb"
+
+
 def evaluated_transfer_model(settings: Settings) -> str:
     """The transfer model whose transfers the saved evaluation measured (normalised): the
     ranker file's ``transfer_model``, or the service's default for a file without one."""

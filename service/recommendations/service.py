@@ -31,7 +31,11 @@ from service.recommendations.learned import (
     own_evidence,
     rank_learned,
 )
-from service.recommendations.methods import best_evidence_free, method_record
+from service.recommendations.methods import (
+    best_evidence_free,
+    best_without_taskemb,
+    method_record,
+)
 from service.recommendations.schemas import LibraryCoverage, RankedTask, Recommendations
 
 
@@ -79,11 +83,20 @@ def recommend(
     newest embedding, the library version, the query and the evidence's stamp, so a repeated
     question skips the search.
     """
+    from workers.selection.methods import reads
     from workers.similarity import FUSED_METHODS
 
     settings = context.settings
     model = model or settings.model
     transfer_model = transfer_model or settings.default_transfer_model
+    label_free = None
+    if not target.labelled and "taskemb" in reads(method):
+        label_free = best_without_taskemb(settings, task_type)
+        label_free_note = (
+            f"{target.name} has no labels, so no TaskEmb (its Fisher needs them) and no fit to "
+            f"measured transfers: ranked by {label_free}, which reads the text alone"
+        )
+        method = label_free
     chosen = None
     if method == "learned":  # 404/422 for a bad evidence_set= before any work
         chosen = evidence_service.choose(session, transfer_model, list(evidence_sets))
@@ -107,6 +120,10 @@ def recommend(
         result = _rank_learned(session, context, ranker, target, vectors, learned, k=k, model=model)
     else:
         result = _rank(session, ranker, target, vectors, k=k, method=method, model=model)
+    if label_free is not None:
+        result = result.model_copy(
+            update={"note": "; ".join(filter(None, (label_free_note, result.note)))}
+        )
     if twins:
         left_out = (
             f"left out {', '.join(name for _, name in twins)}: the same rows as this task "

@@ -78,6 +78,8 @@ class TaskRead(BaseModel):
     source: str
     is_library: bool
     status: str  # embedding | ready | failed
+    # False: no row has a label; ranked by its text alone, never a transfer's target or source
+    labelled: bool = True
     counts: dict[str, int]
     label_distribution: dict[str, Any]
     files: list[TaskFileRead]

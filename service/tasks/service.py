@@ -26,7 +26,7 @@ from service.tasks.exceptions import (
 from service.tasks.schemas import TaskFileRead, TaskRead
 from service.tasks.uploads import StagedUpload
 from workers.data.loaders import load_files
-from workers.data.schema import TaskData
+from workers.data.schema import TaskData, TaskType, has_label
 from workers.data.validation import TaskValidationError
 
 
@@ -68,6 +68,7 @@ def create_task(
         counts=counts,
         label_distribution=distribution,
         status=TaskStatus.EMBEDDING,
+        labelled=is_labelled(data),
     )
     repository.add(session, task, [])
     _store_files(session, context.settings, task, staged, counts)
@@ -85,16 +86,43 @@ def queue_import(session: Session, context: AppContext, owner: Owner, staged: St
     return jobs.queue_job(session, context, owner.id, JobKind.IMPORT, config)
 
 
+LABEL_FIELDS = ("label", "labels", "tags", "answers")
+
+
+def _only_labels(error: TaskValidationError) -> bool:
+    return all(p.field in LABEL_FIELDS and p.message.startswith("missing") for p in error.problems)
+
+
+def _unlabelled(manifest: dict, files: dict, max_text_chars: int) -> TaskData | None:
+    """The task read without labels, if no training row has one (else None)."""
+    try:
+        data = load_files(manifest, files, allow_unlabelled=True, max_text_chars=max_text_chars)
+    except TaskValidationError:
+        return None
+    if data.spec.type is TaskType.EXTRACTIVE_QA or any(has_label(ex) for ex in data.train):
+        return None  # QA rows without answers are unanswerable questions, not unlabelled ones
+    return data
+
+
+def is_labelled(data: TaskData) -> bool:
+    return any(has_label(ex) for ex in data.train)
+
+
 def _check_name_free(session: Session, owner: Owner, name: str) -> None:
     if repository.name_taken(session, owner.id, name):
         raise TaskNameTaken(f"you already have a task named {name!r}; delete it or rename")
 
 
 def validate_upload(staged: StagedUpload, manifest: dict, max_text_chars: int) -> TaskData:
+    """The staged rows, validated; a task none of whose rows carries a label is accepted as
+    unlabelled (rows with and without labels are a 422 naming each unlabelled row)."""
     files = {split: staged_file.path for split, staged_file in staged.files.items()}
     try:
         return load_files(manifest, files, max_text_chars=max_text_chars)
     except TaskValidationError as exc:
+        unlabelled = _unlabelled(manifest, files, max_text_chars) if _only_labels(exc) else None
+        if unlabelled is not None:
+            return unlabelled
         problems = [
             Problem(file=staged.display_name(p.file), row=p.row, field=p.field, message=p.message)
             for p in exc.problems
@@ -182,6 +210,7 @@ def read_models(session: Session, settings: Settings, tasks: list[Task]) -> list
             source=t.source,
             is_library=t.is_library,
             status=t.status,
+            labelled=t.labelled,
             counts=t.counts,
             label_distribution=t.label_distribution,
             files=[TaskFileRead.model_validate(f) for f in files[t.id]],

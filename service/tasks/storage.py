@@ -27,6 +27,7 @@ class StoredTask:
     manifest: dict[str, Any]
     folder: str | None
     files: dict[str, str]  # split -> path relative to the artefact directory
+    labelled: bool = True
 
     @classmethod
     def of(cls, task: Task, files: list[TaskFile]) -> StoredTask:
@@ -36,6 +37,7 @@ class StoredTask:
             manifest=dict(task.manifest),
             folder=task.folder,
             files={f.split: f.path for f in files},
+            labelled=task.labelled,
         )
 
 
@@ -44,7 +46,7 @@ def load_task_data(stored: StoredTask, settings: Settings) -> TaskData:
     if stored.folder:
         return load_task_dir(stored.folder, splits=("train", "validation"))
     files = {split: settings.artifacts_dir / path for split, path in stored.files.items()}
-    return load_files(stored.manifest, files)
+    return load_files(stored.manifest, files, allow_unlabelled=not stored.labelled)
 
 
 def summarise(data: TaskData) -> tuple[dict[str, int], dict[str, Any]]:
@@ -57,10 +59,13 @@ def summarise(data: TaskData) -> tuple[dict[str, int], dict[str, Any]]:
     elif kind is TaskType.SEQUENCE_LABELING:
         distribution = dict(Counter(tag for ex in train for tag in ex.tags or ()))
     elif kind is TaskType.MULTIPLE_CHOICE:
-        distribution = {str(k): v for k, v in Counter(ex.label for ex in train).items()}
+        labels = Counter(ex.label for ex in train if ex.label is not None)
+        distribution = {str(k): v for k, v in labels.items()}
     elif kind is TaskType.REGRESSION:
         values = [ex.label for ex in train if ex.label is not None]
-        distribution = {"min": min(values), "max": max(values), "mean": fmean(values)}
+        distribution = (
+            {"min": min(values), "max": max(values), "mean": fmean(values)} if values else {}
+        )
     else:
         answerable = sum(1 for ex in train if ex.answers)
         distribution = {"answerable": answerable, "unanswerable": len(train) - answerable}

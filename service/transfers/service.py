@@ -37,6 +37,7 @@ def start(
     """Create the run and queue its fine-tuning job (on the ``finetune`` queue)."""
     allowed_encoder(context.settings, body.model)
     target = tasks.visible(session, owner, body.target_task_id)
+    require_labels(target)
     sources, method = _sources(session, context, owner, target, body)
     body = body.model_copy(update={"method": method})  # the run records what picked
     run = create_run(session, owner, target, sources, body, auto=body.sources == "auto")
@@ -128,7 +129,10 @@ def _sources(
         raise TransferInvalid("name at least one source task, or use 'auto'")
     if target.id in body.sources:
         raise TransferInvalid("the target cannot also be a source")
-    return [tasks.visible(session, owner, task_id) for task_id in body.sources], body.method
+    named = [tasks.visible(session, owner, task_id) for task_id in body.sources]
+    for source in named:  # a source stage trains on its labels too
+        require_labels(source)
+    return named, body.method
 
 
 def visible(session: Session, owner: Owner, run_id: int) -> TransferRun:
@@ -136,6 +140,15 @@ def visible(session: Session, owner: Owner, run_id: int) -> TransferRun:
     if run is None:
         raise TransferNotFound(f"no transfer {run_id}")
     return run
+
+
+def require_labels(target: Task) -> None:
+    """A transfer trains and scores on the target's labels: a task without them cannot be one."""
+    if not target.labelled:
+        raise TransferInvalid(
+            f"task {target.name!r} has no labels: a transfer trains and scores on the target's "
+            "labels (its recommendations read the text alone); upload it with labels first"
+        )
 
 
 def share(session: Session, admin: Owner, run_id: int, shared: bool) -> TransferRun:

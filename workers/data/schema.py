@@ -164,3 +164,12 @@ class TaskData:
             for example in self.splits[split]:
                 digest.update(json.dumps(asdict(example), sort_keys=True).encode())
         return digest.hexdigest()
+
+
+def has_label(example: Example) -> bool:
+    """Whether a row carries its label (an answer, for extractive QA; tags, for tagging)."""
+    if isinstance(example, QAExample):
+        return bool(example.answers)
+    if isinstance(example, TaggingExample):
+        return example.tags is not None
+    return example.label is not None
