@@ -45,7 +45,7 @@ def run(job: RunningJob) -> None:
         device=config.device,
         precision=resolve_precision(config.precision, config.device),
     )
-    job.expect_stages(_stages(config))
+    job.expect_stages(*_stages(config))
     embedder = Embedder(
         ref,
         engine_config,
@@ -83,9 +83,12 @@ def _stored_task(job: RunningJob) -> StoredTask:
         return StoredTask.of(task, files)
 
 
-def _stages(config: EmbedConfig) -> int:
-    """Engine stages reported: textemb (one pass for TextEmb and SEmb), head training, Fisher."""
-    stages = 1 if {"textemb", "semb"} & set(config.methods) else 0
+def _stages(config: EmbedConfig) -> tuple[int, list[float]]:
+    """Engine stages reported, in order, each weighed by its cost in forward passes over the
+    sample: textemb (one pass for TextEmb and SEmb), head training (forward and backward, about
+    3 passes an epoch), the Fisher pass (forward and backward: about 3)."""
+    weights = [1.0] if {"textemb", "semb"} & set(config.methods) else []
     if "taskemb" in config.methods:
-        stages += 2 if config.train_epochs > 0 else 1
-    return stages
+        weights += [3.0 * config.train_epochs] if config.train_epochs > 0 else []
+        weights.append(3.0)
+    return len(weights), weights
