@@ -4,11 +4,11 @@
 #
 # Protocol: each source trains on all its rows up to 10,000 for one full epoch (no step cap), as
 # a user trains an intermediate task, so a larger source really is trained on more. 10,000 keeps
-# 57 of the 64 library tasks whole and is ~4.5 h of CPU for the 20 sources on 2 cores; one epoch
-# keeps the sweep inside two sessions of 2 cores. The target stage is run-matrix.sh's exactly (200
-# rows, 200 scored, 3 epochs, 64 tokens, batch 16), on its first 10 targets, so the 1,000-row
-# matrix and this one differ only in the source stage and can predict each other
-# (`taskrec evaluate --train A --test B`).
+# 50 of the 64 library tasks (and 16 of the 20 sources) whole; one epoch keeps the whole sweep at
+# about 5 h on 2 cores (workers.sweep.estimate_cost), inside two sessions. The target stage is
+# run-matrix.sh's exactly (200 rows, 200 scored, 3 epochs, 64 tokens, batch 16), on its first 10
+# targets, so the 1,000-row matrix and this one differ only in the source stage and can predict
+# each other (`taskrec evaluate --train A --test B`).
 #
 # The baselines do not depend on the source stage: they are run-matrix.sh's, copied once from
 # results/matrix.baselines.csv (same encoder, target settings, seeds and rows; tests check that a
