@@ -11,8 +11,8 @@
 # each other (`taskrec evaluate --train A --test B`).
 #
 # The baselines do not depend on the source stage: they are run-matrix.sh's, copied once from
-# results/matrix.baselines.csv (same encoder, target settings, seeds and rows; tests check that a
-# baseline re-run reproduces its copy).
+# results/matrix.baselines.csv (a baseline depends only on the encoder, the target settings, the
+# seed and the rows, all the same here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
