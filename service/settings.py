@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     sweep_seconds_per_example: float = 0.025
     sweep_seconds_per_run: float = 15.0
 
+    # Transfer runs: what a request that leaves a size unset gets (None: the schema's default:
+    # every source row, every validation row, the stage's epochs). Small values make a short
+    # smoke run of the whole path, as the README quickstart's test does.
+    transfer_source_max_examples: int | None = None  # source training rows per source
+    transfer_eval_n: int | None = None  # validation rows scored per task
+    transfer_max_steps: int | None = None  # optimiser steps per stage
+
     # Service: deployment
     env: str = "development"  # "production" refuses unsafe settings (short admin key, ...)
     log_format: Literal["text", "json"] = "text"  # serve's and worker's log lines

@@ -69,17 +69,16 @@ def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> No
     }
     for task in found.values():  # sources and targets alike train on their labels
         transfers.require_labels(task)
-    runs = [
-        transfers.create_run(session, owner, found[t], [found[s]], body.transfer) for s, t in pairs
-    ]
+    transfer = transfers.with_size_defaults(body.transfer, context.settings)
+    runs = [transfers.create_run(session, owner, found[t], [found[s]], transfer) for s, t in pairs]
     config = SweepJobConfig(
         batch_id=batch.id,
         pairs=[
             SweepPair(source_task_id=s, target_task_id=t, run_id=run.id)
             for (s, t), run in zip(pairs, runs, strict=True)
         ],
-        transfer=body.transfer,
-        model=allowed_encoder(context.settings, body.transfer.model, "transfer.model"),
+        transfer=transfer,
+        model=allowed_encoder(context.settings, transfer.model, "transfer.model"),
         device=context.settings.device,
     )
     sweep = config.model_dump(mode="json")

@@ -86,6 +86,12 @@ def evidence_list(
     if as_json:
         print_json(sets)
         return
+    if not sets:
+        stdout.print(
+            "no evidence sets yet: recommendations rank by embeddings alone. An admin imports a "
+            "matrix with `taskrec evidence import FILE --transfer-model NAME --name SET`."
+        )
+        return
     _print_sets(sets)
 
 

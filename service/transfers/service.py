@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -12,6 +12,7 @@ from service.encoders import allowed_encoder
 from service.jobs import service as jobs
 from service.models import JobKind, Owner, Task, TransferResult, TransferRun
 from service.recommendations import service as recommendations
+from service.settings import Settings
 from service.tasks import service as tasks
 from service.transfers import repository
 from service.transfers.exceptions import NoSources, TransferInvalid, TransferNotFound
@@ -25,6 +26,8 @@ from service.transfers.schemas import (
     TransferResultRead,
     TransferSettings,
 )
+
+SettingsT = TypeVar("SettingsT", bound=TransferSettings)
 
 
 def start(
@@ -40,6 +43,7 @@ def start(
     require_labels(target)
     sources, method = _sources(session, context, owner, target, body)
     body = body.model_copy(update={"method": method})  # the run records what picked
+    body = with_size_defaults(body, context.settings)
     run = create_run(session, owner, target, sources, body, auto=body.sources == "auto")
     config = TransferJobConfig(
         run_id=run.id,
@@ -74,6 +78,21 @@ def start(
     run.job_id = job.id
     session.flush()
     return run
+
+
+def with_size_defaults(body: SettingsT, settings: Settings) -> SettingsT:
+    """``body`` with the deployment's transfer sizes where the request left them unset (the run
+    records the values it ran with)."""
+    update: dict[str, Any] = {}
+    if body.source_max_examples is None:
+        update["source_max_examples"] = settings.transfer_source_max_examples
+    if body.eval_n is None:
+        update["eval_n"] = settings.transfer_eval_n
+    for stage in ("source_train", "target_train"):
+        train = getattr(body, stage)
+        if train.max_steps is None and settings.transfer_max_steps is not None:
+            update[stage] = train.model_copy(update={"max_steps": settings.transfer_max_steps})
+    return body.model_copy(update=update)
 
 
 def create_run(

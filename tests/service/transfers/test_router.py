@@ -106,3 +106,21 @@ def test_max_length_reaches_both_training_stages() -> None:
 
     assert _train_config(TrainSettings(), None, 24).features.max_length == 24
     assert _train_config(TrainSettings(), None, None).features.max_length == 128  # the default
+
+
+def test_deployment_sizes_fill_what_a_request_leaves_unset(tmp_path) -> None:
+    from service.settings import Settings
+    from service.transfers.schemas import TrainSettings, TransferCreate
+    from service.transfers.service import with_size_defaults
+
+    settings = Settings(
+        data_dir=tmp_path,
+        transfer_source_max_examples=64,
+        transfer_eval_n=32,
+        transfer_max_steps=2,
+    )
+    body = TransferCreate(target_task_id=1, sources=[2], target_train=TrainSettings(max_steps=5))
+    filled = with_size_defaults(body, settings)
+    assert (filled.source_max_examples, filled.eval_n) == (64, 32)
+    assert (filled.source_train.max_steps, filled.target_train.max_steps) == (2, 5)  # asked: kept
+    assert with_size_defaults(body, Settings(data_dir=tmp_path)) == body  # unset: unchanged
