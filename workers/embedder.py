@@ -38,14 +38,19 @@ class Embedder:
         task: TaskData,
         methods: Iterable[str] = METHODS,
         progress: ProgressCallback | None = None,
+        label_donor: TaskData | None = None,
     ) -> dict[str, TaskEmbedding]:
-        """Embeddings of ``task`` by each of ``methods`` (``taskemb``, ``textemb``, ``semb``)."""
+        """Embeddings of ``task`` by each of ``methods`` (``taskemb``, ``textemb``, ``semb``);
+        ``label_donor`` trains the head that labels an unlabelled task's TaskEmb
+        (``compute_taskemb``)."""
         methods = list(methods)
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
         data_hash = embedding_data_hash(task)
         settings = self.config.to_dict()
+        if label_donor is not None:  # a donor changes an unlabelled task's TaskEmb, not its text
+            settings["label_donor"] = embedding_data_hash(label_donor)
         keys = {m: cache_key(data_hash, self.ref, m, _relevant(settings, m)) for m in methods}
         found = {m: self.cache.get(k) for m, k in keys.items()} if self.cache else {}
         # A hit was keyed on this encoder's id; it gets this machine's path back (not stored).
@@ -54,7 +59,7 @@ class Embedder:
         if any(m in ("textemb", "semb") for m in missing):
             result.update(self._compute_text(task, progress))
         if "taskemb" in missing:
-            result["taskemb"] = self._compute_taskemb(task, progress)
+            result["taskemb"] = self._compute_taskemb(task, progress, label_donor)
         if self.cache:
             for m in missing:
                 self.cache.put(keys[m], result[m])
@@ -69,9 +74,11 @@ class Embedder:
         encoder, tokenizer = self._encoder()
         return compute_textemb(task, encoder, tokenizer, self.ref, self.config, progress)
 
-    def _compute_taskemb(self, task: TaskData, progress) -> TaskEmbedding:
+    def _compute_taskemb(self, task: TaskData, progress, label_donor) -> TaskEmbedding:
         encoder, tokenizer = self._encoder()
-        return compute_taskemb(task, encoder, tokenizer, self.ref, self.config, progress)
+        return compute_taskemb(
+            task, encoder, tokenizer, self.ref, self.config, progress, label_donor
+        )
 
 
 def embedding_data_hash(task: TaskData) -> str:
@@ -88,5 +95,5 @@ def _relevant(settings: dict, method: str) -> dict:
     theirs."""
     ignored = {"precision"} if settings.get("precision") == "fp32" else set()
     if method != "taskemb":
-        ignored |= {"head_training", "train_epochs", "learning_rate", "labels"}
+        ignored |= {"head_training", "train_epochs", "learning_rate", "labels", "label_donor"}
     return {k: v for k, v in settings.items() if k not in ignored}

@@ -126,22 +126,30 @@ def compute_taskemb(
     ref: EncoderRef,
     config: EmbeddingConfig = EmbeddingConfig(),
     progress: ProgressCallback | None = None,
+    label_donor: TaskData | None = None,
 ) -> TaskEmbedding:
     """Diagonal empirical Fisher per component: each layer's attention output and output, and CLS.
 
     The encoder is first fine-tuned briefly on the sample with a fresh head (as Vu et al. do:
     TaskEmb comes from a task-tuned model); then the summed task loss is back-propagated batch by
     batch and the squared gradients of each activation are averaged over real tokens.
+
+    Unlabelled data has its labels sampled from the model's predictions. With ``label_donor`` (a
+    labelled task of the same label space, ``workers.selection.donor``) the head is first trained
+    on the donor's rows, so the predictions are a trained model's; without one they come from an
+    untrained head.
     """
     examples = subsample(task.train, config.max_examples, config.seed)
     device = pick_device(config.device)
     model = TaskModel(copy.deepcopy(encoder).to(device))
     labelled = _is_labelled(task, examples)
     sample = TaskData(task.spec, {"train": examples})
-    if labelled and config.train_epochs > 0:
-        _train_briefly(model, sample, tokenizer, config, progress)
+    donor = None if labelled else label_donor
+    if config.train_epochs > 0 and (labelled or donor is not None):
+        trained_on = sample if labelled else _donor_sample(task, donor, config)
+        _train_briefly(model, trained_on, tokenizer, config, progress)
     else:
-        model.add_head(task.spec)  # unlabelled: labels are sampled from this head's predictions
+        model.add_head(task.spec)
     components = fisher_diagonal(
         model,
         sample,
@@ -151,7 +159,14 @@ def compute_taskemb(
         progress=progress,
     )
     settings = {**config.to_dict(), "method": "taskemb", "labelled": labelled}
+    if donor is not None:
+        settings["label_donor"] = donor.name
     return TaskEmbedding(task.name, "taskemb", ref, components, len(examples), settings)
+
+
+def _donor_sample(task: TaskData, donor: TaskData, config: EmbeddingConfig) -> TaskData:
+    """The donor's rows under the target's spec, so the head they train is the target's."""
+    return TaskData(task.spec, {"train": subsample(donor.train, config.max_examples, config.seed)})
 
 
 def fisher_diagonal(

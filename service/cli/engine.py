@@ -47,6 +47,13 @@ def embed(
         list[str], typer.Option("--method", help="taskemb, textemb or semb (repeatable).")
     ] = ["taskemb", "textemb"],  # noqa: B006 (Typer reads the default list)
     max_examples: Annotated[int | None, typer.Option(help="Examples to embed.")] = None,
+    label_donor: Annotated[
+        str | None,
+        typer.Option(
+            help="A task without labels: the labelled task (folder or name) of its label space "
+            "whose trained head labels its TaskEmb."
+        ),
+    ] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -54,9 +61,10 @@ def embed(
     settings = get_settings()
     with user_errors():
         data = _load(task, settings, allow_unlabelled=True)  # TaskEmb samples missing labels
+        donor = _label_donor(data, label_donor, settings) if "taskemb" in method else None
         embedder = _embedder(settings, model, max_examples)
         with progress_bars(not as_json) as progress:
-            embeddings = embedder.embed(data, method, progress)
+            embeddings = embedder.embed(data, method, progress, label_donor=donor)
     if as_json:
         print_json(
             {
@@ -234,6 +242,7 @@ def similar(
 ) -> None:
     """Rank library tasks as intermediate tasks for TARGET, without a server."""
     from service.recommendations.methods import method_evidence, resolve_method
+    from service.tasks.service import is_labelled
     from workers.data.loaders import iter_task_dirs
     from workers.selection.methods import SERVED, reads
     from workers.selection.rankers import rank_learned
@@ -251,9 +260,11 @@ def similar(
         folders = [d for d in dict.fromkeys(d.resolve() for d in folders) if d != goal_dir]
         embedder = _embedder(settings, model, max_examples)
         methods = reads(method)
+        unlabelled = "taskemb" in methods and not is_labelled(goal)
+        # An unlabelled target's TaskEmb needs a label donor, chosen by TextEmb
+        read = (*methods, "textemb") if unlabelled and "textemb" not in methods else methods
         tasks = {goal.name: goal}
         with progress_bars(not as_json) as progress:
-            target_embs = embedder.embed(goal, methods, progress)
             library_embs = {}
             for done, folder in enumerate(folders, 1):
                 progress("library tasks", done - 1, len(folders))  # moves even when all cached
@@ -264,8 +275,13 @@ def similar(
                 if task.name in library_embs:
                     raise UserError(f"two library tasks are named {task.name!r} (one is {folder})")
                 tasks[task.name] = task
-                library_embs[task.name] = embedder.embed(task, methods, progress)
+                library_embs[task.name] = embedder.embed(task, read, progress)
             progress("library tasks", len(folders), len(folders))
+            donor = None
+            if unlabelled:
+                donor, method = _donor_from_library(goal, tasks, library_embs, embedder, method)
+                methods = reads(method)
+            target_embs = embedder.embed(goal, methods, progress, label_donor=donor)
         if method == "learned":
             embeddings = {goal.name: target_embs, **library_embs}
             ranking = rank_learned(goal.name, tasks.values(), embeddings, settings.ranker_file)
@@ -302,6 +318,53 @@ def similar(
     stdout.print(
         _evidence_line(method, record, evidence.best, settings.ranker_file), soft_wrap=True
     )
+
+
+def _donor_from_library(goal, tasks, library_embs, embedder, method: str):
+    """The nearest labelled library task of the goal's label space (loaded) and the method to
+    rank by: ``method``, or, where no task fits, the best that reads the text alone."""
+    from service.recommendations.methods import best_without_taskemb
+    from service.tasks.service import is_labelled
+    from workers.selection.donor import choose_label_donor
+
+    textemb = embedder.embed(goal, ["textemb"])["textemb"].components["mean"]
+    candidates = {
+        name: (tasks[name].spec, embs["textemb"].components["mean"])
+        for name, embs in library_embs.items()
+        if is_labelled(tasks[name])
+    }
+    name = choose_label_donor(goal.spec, textemb, candidates)
+    if name is None:
+        fallback = best_without_taskemb(get_settings(), None)
+        stderr.print(
+            f"{goal.name} has no labels and no library task shares its label space, so no "
+            f"TaskEmb: ranked by {fallback}, which reads the text alone"
+        )
+        return None, fallback
+    stderr.print(
+        f"{goal.name} has no labels: its TaskEmb samples them from a head trained on {name}"
+    )
+    return tasks[name], method
+
+
+def _label_donor(data, donor: str | None, settings: Settings):
+    """The loaded donor of an unlabelled task (None for a labelled one); a donor whose labels
+    are not the task's, or none for a task without labels, is a user error."""
+    from service.tasks.service import is_labelled
+    from workers.selection.donor import shares_label_space
+
+    if is_labelled(data):
+        return None
+    if donor is None:
+        raise UserError(
+            f"{data.name} has no labels: its TaskEmb samples them from a head trained on a "
+            "labelled task of its label space; name one with --label-donor TASK (`taskrec "
+            "similar` picks the nearest from its library)"
+        )
+    loaded = _load(donor, settings)
+    if not shares_label_space(data.spec, loaded.spec):
+        raise UserError(f"--label-donor {donor}: its labels are not {data.name}'s")
+    return loaded
 
 
 def _evidence_line(method: str, record: dict, best: str | None, ranker_file: Path) -> str:

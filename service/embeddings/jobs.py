@@ -31,7 +31,8 @@ def run(job: RunningJob) -> None:
 
     limit_torch_threads(job.settings)
     config = EmbedConfig.model_validate(job.config)
-    data = load_task_data(_stored_task(job), job.settings)
+    stored = _stored_task(job)
+    data = load_task_data(stored, job.settings)
     job.check()
     ref = resolve_encoder(config.model)
     engine_config = EmbeddingConfig(
@@ -51,7 +52,12 @@ def run(job: RunningJob) -> None:
         engine_config,
         EmbeddingCache(job.settings.cache_dir, job.settings.embedding_seed_paths),
     )
-    embeddings = embedder.embed(data, config.methods, progress=job.progress)
+    methods, donor = list(config.methods), None
+    if not stored.labelled and "taskemb" in methods:
+        donor = _label_donor(job, embedder, data, methods)
+        if donor is None:
+            methods.remove("taskemb")
+    embeddings = embedder.embed(data, methods, progress=job.progress, label_donor=donor)
     store = partial(
         service.store,
         context=job.context,
@@ -61,7 +67,31 @@ def run(job: RunningJob) -> None:
         ref=ref,
         embeddings=embeddings,
     )
-    job.complete(lambda session: store(session))
+    job.complete(lambda session: _with_donor_words(store(session), config, donor))
+
+
+def _label_donor(job: RunningJob, embedder, data, methods: list[str]):
+    """The library task whose trained head labels this unlabelled task's TaskEmb (loaded), by
+    TextEmb nearness among those of its label space; None where none fits."""
+    text = [m for m in methods if m != "taskemb"]
+    wanted = list(dict.fromkeys([*text, "textemb"]))
+    textemb = embedder.embed(data, wanted, progress=job.progress)["textemb"]
+    with job.session() as session:
+        donor = service.label_donor_for(
+            session, data.spec, textemb.components["mean"], embedder.ref.id
+        )
+    job.check()
+    return None if donor is None else load_task_data(donor, job.settings)
+
+
+def _with_donor_words(result: dict, config: EmbedConfig, donor) -> dict:
+    """The job's result says how an unlabelled task's TaskEmb got labels, or why it has none."""
+    if donor is not None:
+        return {**result, "label_donor": donor.name}
+    if result.get("stored") and "taskemb" in config.methods and "taskemb" not in result["methods"]:
+        why = "no labelled library task shares its label space, so no TaskEmb: it ranks by text"
+        return {**result, "taskemb_skipped": why}
+    return result
 
 
 def on_final(session: Session, row: Job) -> None:

@@ -114,6 +114,38 @@ def library_vectors(
     return ids, vectors, tasks
 
 
+def labelled_library_textemb(session: Session, encoder_id: str) -> list[tuple[Task, np.ndarray]]:
+    """Every labelled library task with a TextEmb of this encoder, and that vector: the
+    candidates to train the head that labels an unlabelled task (``workers.selection.donor``)."""
+    query = (
+        select(Task, Embedding.vector)
+        .join(Embedding, Embedding.task_id == Task.id)
+        .where(
+            Task.is_library.is_(True),
+            Task.labelled.is_(True),
+            Embedding.encoder_id == encoder_id,
+            Embedding.method == "textemb",
+            Embedding.component == "mean",
+        )
+        .order_by(Task.id)
+    )
+    return [(task, to_array(vector)) for task, vector in session.execute(query)]
+
+
+def label_donor_of(session: Session, task_id: int, model: str) -> str | None:
+    """The library task whose trained head labelled this task's newest TaskEmb (None: its own
+    labels, or no TaskEmb)."""
+    query = (
+        select(Embedding.settings)
+        .where(Embedding.task_id == task_id, Embedding.model == model)
+        .where(Embedding.method == "taskemb")
+        .order_by(Embedding.id.desc())
+        .limit(1)
+    )
+    settings = session.scalar(query)
+    return (settings or {}).get("label_donor")
+
+
 def library_ready_count(session: Session, encoder_id: str, method: str) -> int:
     query = (
         select(func.count(func.distinct(Embedding.task_id)))

@@ -18,6 +18,10 @@ from service.jobs import service as jobs
 from service.models import Embedding, Job, JobKind, JobPriority, JobState, Task, TaskStatus
 from service.recommendations import service as recommendations
 from service.settings import Settings
+from service.tasks import repository as task_repository
+from service.tasks.storage import StoredTask
+from workers.data.schema import Metric, TaskSpec, TaskType
+from workers.selection.donor import choose_label_donor
 
 if TYPE_CHECKING:
     from workers.embeddings import TaskEmbedding
@@ -38,11 +42,9 @@ def queue_embedding(
     allow-list is a 422."""
     if request is not None and request.model is not None:
         allowed_encoder(context.settings, request.model)
+    # An unlabelled task keeps TaskEmb: the job trains its head on a label donor, or skips it
+    # where no labelled library task shares the label space (the job's result says which)
     config = EmbedConfig.from_settings(context.settings, request)
-    if not task.labelled:  # TaskEmb's Fisher needs labels: an unlabelled task has none
-        config = config.model_copy(
-            update={"methods": [m for m in config.methods if m != "taskemb"]}
-        )
     # Only the service model's embeddings decide whether a task can be ranked: recomputing with
     # another model leaves a ready task ready.
     if config.model == context.settings.model or task.status != TaskStatus.READY:
@@ -57,6 +59,27 @@ def queue_embedding(
         batch_id=batch_id,
         priority=priority,
     )
+
+
+def label_donor_for(
+    session: Session, spec: TaskSpec, textemb: np.ndarray, encoder_id: str
+) -> StoredTask | None:
+    """The labelled library task nearest to an unlabelled one (TextEmb) whose head predicts its
+    labels, detached for the job to load; None where none shares its label space."""
+    candidates = repository.labelled_library_textemb(session, encoder_id)
+    by_name = {task.name: task for task, _ in candidates}
+    specs = {
+        task.name: (
+            TaskSpec(task.name, TaskType(task.type), Metric(task.metric), tuple(task.labels)),
+            v,
+        )
+        for task, v in candidates
+    }
+    name = choose_label_donor(spec, textemb, specs)
+    if name is None:
+        return None
+    donor = by_name[name]
+    return StoredTask.of(donor, task_repository.files_of(session, [donor.id])[donor.id])
 
 
 def artifact_folder(settings: Settings, task_id: int) -> Path:

@@ -37,6 +37,7 @@ from service.recommendations.methods import (
     method_record,
 )
 from service.recommendations.schemas import LibraryCoverage, RankedTask, Recommendations
+from service.settings import Settings
 
 
 def library_changed(
@@ -83,20 +84,14 @@ def recommend(
     newest embedding, the library version, the query and the evidence's stamp, so a repeated
     question skips the search.
     """
-    from workers.selection.methods import reads
     from workers.similarity import FUSED_METHODS
 
     settings = context.settings
     model = model or settings.model
     transfer_model = transfer_model or settings.default_transfer_model
-    label_free = None
-    if not target.labelled and "taskemb" in reads(method):
-        label_free = best_without_taskemb(settings, task_type)
-        label_free_note = (
-            f"{target.name} has no labels, so no TaskEmb (its Fisher needs them) and no fit to "
-            f"measured transfers: ranked by {label_free}, which reads the text alone"
-        )
-        method = label_free
+    label_note = None
+    if not target.labelled:
+        label_note, method = _unlabelled_method(session, settings, target, model, method, task_type)
     chosen = None
     if method == "learned":  # 404/422 for a bad evidence_set= before any work
         chosen = evidence_service.choose(session, transfer_model, list(evidence_sets))
@@ -120,9 +115,9 @@ def recommend(
         result = _rank_learned(session, context, ranker, target, vectors, learned, k=k, model=model)
     else:
         result = _rank(session, ranker, target, vectors, k=k, method=method, model=model)
-    if label_free is not None:
+    if label_note is not None:
         result = result.model_copy(
-            update={"note": "; ".join(filter(None, (label_free_note, result.note)))}
+            update={"note": "; ".join(filter(None, (label_note, result.note)))}
         )
     if twins:
         left_out = (
@@ -134,6 +129,35 @@ def recommend(
         )
     context.recommendations.put(key, result)
     return _with_record(result, settings, task_type, transfer_model)
+
+
+def _unlabelled_method(
+    session: Session,
+    settings: Settings,
+    target: Task,
+    model: str,
+    method: str,
+    task_type: str | None,
+) -> tuple[str | None, str]:
+    """How an unlabelled target ranks, and the words that say so: with its TaskEmb where a
+    label donor's trained head labelled it, else by the best method that reads the text alone."""
+    from workers.selection.methods import reads
+
+    donor = embeddings.label_donor_of(session, target.id, model)
+    if donor is not None:
+        note = (
+            f"{target.name} has no labels: its TaskEmb samples them from a head trained on "
+            f"{donor}, the nearest labelled library task of its label space"
+        )
+        return note, method
+    if "taskemb" not in reads(method):
+        return None, method
+    label_free = best_without_taskemb(settings, task_type)
+    note = (
+        f"{target.name} has no labels and no labelled library task shares its label space, so "
+        f"no TaskEmb (its Fisher needs labels): ranked by {label_free}, which reads the text alone"
+    )
+    return note, label_free
 
 
 def _with_record(result: Recommendations, settings, task_type: str | None, transfer_model: str):

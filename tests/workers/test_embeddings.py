@@ -82,6 +82,31 @@ def test_unlabelled_task_samples_labels_from_the_model(tiny, tiny_ref, sentiment
     assert all((v >= 0).all() and v.sum() > 0 for v in emb.components.values())
 
 
+def test_a_label_donor_trains_the_head_that_labels_an_unlabelled_task(
+    tiny, tiny_ref, sentiment_task
+):
+    encoder, tokenizer = tiny
+    rows = [ClassificationExample(ex.id, ex.text) for ex in sentiment_task.train]
+    unlabelled = TaskData(dataclasses.replace(sentiment_task.spec, name="new"), {"train": rows})
+    random_head = compute_taskemb(unlabelled, encoder, tokenizer, tiny_ref, CONFIG)
+    donated = compute_taskemb(
+        unlabelled, encoder, tokenizer, tiny_ref, CONFIG, label_donor=sentiment_task
+    )
+    assert donated.settings["label_donor"] == sentiment_task.name
+    assert "label_donor" not in random_head.settings
+    assert any(
+        not np.allclose(donated.components[c], random_head.components[c])
+        for c in donated.components
+    )
+    labelled = compute_taskemb(sentiment_task, encoder, tokenizer, tiny_ref, CONFIG)
+    ignored = compute_taskemb(
+        sentiment_task, encoder, tokenizer, tiny_ref, CONFIG, label_donor=unlabelled
+    )
+    assert "label_donor" not in ignored.settings  # a task with labels trains on its own
+    for c in labelled.components:
+        np.testing.assert_allclose(ignored.components[c], labelled.components[c], rtol=1e-5)
+
+
 def test_textemb_and_semb_are_one_mean_vector_each(tiny, tiny_ref, toy_tasks):
     encoder, tokenizer = tiny
     embs = compute_textemb(toy_tasks["toy_choice"], encoder, tokenizer, tiny_ref, CONFIG)

@@ -181,9 +181,14 @@ def _unlabelled_copy(root: Path, name: str, new_name: str) -> Path:
     return folder
 
 
-def test_an_unlabelled_target_is_embedded_with_sampled_labels(env, tmp_path):
+def test_an_unlabelled_target_is_embedded_with_labels_from_a_donors_head(env, tmp_path):
     target = _unlabelled_copy(env, "toy_sentiment", "new_sentiment")
-    embedded = _run("embed", str(target), "--method", "taskemb", "--json")
+    refused = _run("embed", str(target), "--method", "taskemb")
+    assert refused.exit_code == 2 and "--label-donor" in refused.stderr
+    mismatched = _run("embed", str(target), "--method", "taskemb", "--label-donor", "toy_ner")
+    assert mismatched.exit_code == 2 and "its labels are not" in mismatched.stderr
+    args = ["embed", str(target), "--method", "taskemb", "--label-donor", "toy_sentiment"]
+    embedded = _run(*args, "--json")
     assert embedded.exit_code == 0, embedded.output
     fisher = json.loads(embedded.stdout)["embeddings"]["taskemb"]["components"]
     assert fisher and all(min(v) >= 0 and max(v) > 0 for v in fisher.values())
@@ -191,6 +196,7 @@ def test_an_unlabelled_target_is_embedded_with_sampled_labels(env, tmp_path):
     assert ranked.exit_code == 0, ranked.output
     names = [r["task"] for r in json.loads(ranked.stdout)["ranking"]]
     assert "toy_sentiment" in names and "new_sentiment" not in names
+    assert "from a head trained on toy_sentiment" in ranked.stderr.replace("\n", "")
 
 
 def test_similar_says_when_it_leaves_out_a_library_task_named_as_the_target(env, tmp_path):
