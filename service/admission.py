@@ -40,13 +40,13 @@ class AdmissionControl:
         self._changed: asyncio.Condition | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _exempt(scope["path"]):
+        if scope["type"] != "http" or exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         key = _key_of(scope)
         refusal = await self._admit(key)
         if refusal is not None:
-            await _refuse(send, *refusal)
+            await refuse(send, *refusal)
             return
         try:
             await self.app(scope, receive, send)
@@ -100,7 +100,7 @@ class AdmissionControl:
         return self._changed
 
 
-def _exempt(path: str) -> bool:
+def exempt(path: str) -> bool:
     return path in EXEMPT or path.endswith("/events") or path.startswith(DOCS)
 
 
@@ -112,7 +112,7 @@ def _key_of(scope: Scope) -> str:
     return "anonymous"
 
 
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+async def refuse(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error": code, "message": message, "problems": None}).encode()
     headers = [
         (b"content-type", b"application/json"),

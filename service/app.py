@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from service.admission import AdmissionControl
 from service.auth.ratelimit import make_limiter
 from service.context import AppContext, build_context
+from service.deadline import RequestDeadline
 from service.errors import install_error_handlers
 from service.logs import RequestId
 from service.metrics import Metrics, MetricsMiddleware
@@ -60,6 +61,8 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
         settings.rate_limit_burst,
     )
     app.state.metrics = Metrics(lambda: app.state.context)
+    # Innermost: the deadline counts from admission, not from the wait for a slot
+    app.add_middleware(RequestDeadline, seconds=settings.request_deadline_s)
     app.add_middleware(
         AdmissionControl,
         max_inflight=settings.max_inflight_requests,

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import make_engine, make_session_factory
+from service.deadline import watch_engine
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> A
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
     )
+    watch_engine(engine)  # a request past its deadline, or abandoned, stops at its next query
     return AppContext(
         settings=settings,
         engine=engine,

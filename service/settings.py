@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     max_inflight_per_key: int = 16
     admission_wait_s: float = 5.0
     admission_max_waiting: int = 400
+    # A request still running after this many seconds (from admission) stops: a 503
+    # deadline_exceeded, its unit of work rolled back; the work of a client that went away stops
+    # too (service.deadline). 0: no deadline. Event streams and health checks have none.
+    request_deadline_s: float = 300.0  # a 100 MB upload takes 35-60 s on 2 busy cores
     broker_url: str | None = None  # None: jobs run in a worker thread inside `taskrec serve`
     queue_namespace: str = ""  # prefix of broker queue names, so deployments can share a broker
     admin_key: SecretStr | None = None  # first admin key; None: generated and printed once

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -73,11 +74,17 @@ def create_celery(settings: Settings) -> Celery:
 
 
 class CeleryDispatcher:
-    """Sends committed jobs to the broker; ``start``/``stop`` have nothing to run locally."""
+    """Sends committed jobs to the broker. A message the broker refuses (it is down) is kept in
+    memory and resent every ``job_reap_interval_s`` until the broker takes it, so a job queued
+    during an outage starts when the broker is back; the reaper's redispatch of long-queued
+    jobs covers a process that died meanwhile."""
 
     def __init__(self, settings: Settings, app: Celery | None = None) -> None:
         self.settings = settings
         self.app = app or create_celery(settings)
+        self._undelivered: dict[int, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._resender: threading.Thread | None = None
 
     def describe(self) -> str:
         return "celery"
@@ -89,6 +96,21 @@ class CeleryDispatcher:
         pass
 
     def enqueue(self, job_id: int, queue: str, delay: float = 0.0) -> None:
+        try:
+            self._send(job_id, queue, delay)
+        except Exception as exc:  # the broker is unreachable: the job stays queued in the DB
+            log.warning(
+                "job %s not sent to the broker (%s); resending when it answers", job_id, exc
+            )
+            self._keep(job_id, queue, delay)
+
+    @property
+    def undelivered(self) -> list[int]:
+        """Jobs whose message waits for the broker to come back."""
+        with self._lock:
+            return sorted(self._undelivered)
+
+    def _send(self, job_id: int, queue: str, delay: float) -> None:
         self.app.send_task(
             RUN_JOB,
             args=[job_id],
@@ -96,6 +118,33 @@ class CeleryDispatcher:
             countdown=delay or None,
             task_id=f"job-{job_id}-{uuid.uuid4().hex[:12]}",
         )
+
+    def _keep(self, job_id: int, queue: str, delay: float) -> None:
+        with self._lock:
+            self._undelivered[job_id] = (queue, delay)
+            if self._resender is None or not self._resender.is_alive():
+                self._resender = threading.Thread(
+                    target=self._resend, name="taskrec-resend", daemon=True
+                )
+                self._resender.start()
+
+    def _resend(self) -> None:
+        """Until every kept message is sent: wait, then try each (the broker may be back)."""
+        while True:
+            time.sleep(self.settings.job_reap_interval_s)
+            with self._lock:
+                pending = dict(self._undelivered)
+                if not pending:
+                    self._resender = None
+                    return
+            for job_id, (queue, delay) in pending.items():
+                try:
+                    self._send(job_id, queue, delay)
+                except Exception:
+                    break  # still down: try again next round
+                with self._lock:
+                    self._undelivered.pop(job_id, None)
+                log.info("job %s sent to the broker after an outage", job_id)
 
     def ping(self) -> bool:
         try:

@@ -70,7 +70,7 @@ class TaskSpec:
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClassificationExample:
     id: str
     text: str
@@ -78,7 +78,7 @@ class ClassificationExample:
     label: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RegressionExample:
     id: str
     text: str
@@ -86,7 +86,7 @@ class RegressionExample:
     label: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MultipleChoiceExample:
     id: str
     context: str
@@ -95,13 +95,13 @@ class MultipleChoiceExample:
     label: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Answer:
     text: str
     start: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QAExample:
     id: str
     context: str
@@ -109,7 +109,7 @@ class QAExample:
     answers: tuple[Answer, ...] = ()  # empty = unanswerable
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaggingExample:
     id: str
     tokens: tuple[str, ...]

@@ -242,7 +242,9 @@ class _Context:
     file: str
     collector: ProblemCollector
     allow_unlabelled: bool
-    label_set: frozenset[str]  # a set: tag checks run once per token
+    # label -> the spec's own string: a dict checks membership as fast as a set (tag checks run
+    # once per token), and rows share one string object per label instead of one per row
+    label_set: Mapping[str, str]
     max_text_chars: int | None = None  # a longer text field is a problem (bounded memory)
 
 
@@ -311,6 +313,7 @@ def _classification(row: _Row) -> ClassificationExample | None:
         row.problem("label", f"unknown label {label!r} (expected one of {expected})")
     if not row.ok or text is None:
         return None
+    label = row.ctx.label_set[label] if label is not None else None
     return ClassificationExample(id=ident, text=text, text_pair=text_pair, label=label)
 
 
@@ -402,6 +405,7 @@ def _sequence_labeling(row: _Row) -> TaggingExample | None:
         row.problem("tags", message)
     if not row.ok or tokens is None:
         return None
+    tags = tuple(row.ctx.label_set[tag] for tag in tags) if tags is not None else None
     return TaggingExample(id=ident, tokens=tokens, tags=tags)
 
 
@@ -434,7 +438,7 @@ def parse_rows(
 ) -> list[Example]:
     """Turn raw ``(line, row-or-read-error)`` pairs into typed examples, reporting every bad row
     (a text field longer than ``max_text_chars`` among them)."""
-    labels = frozenset(spec.labels)
+    labels = {label: label for label in spec.labels}
     ctx = _Context(spec, file, collector, allow_unlabelled, labels, max_text_chars)
     parse = _PARSERS[spec.type]
     examples: list[Example] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -126,3 +127,85 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_a_server_killed_mid_upload_leaves_no_staging_after_restart(tmp_path, tiny_encoder_dir):
+    """``kill -9`` while a large upload streams in: the staging folder it leaves is removed
+    when the server starts again, with a log line, and no task was created."""
+    import threading
+
+    port = _free_port()
+    data_dir = tmp_path / "data"
+    server = _serve(tmp_path, port, tiny_encoder_dir)
+    key = server.stdout.readline().strip()
+    _wait_healthy(port, server)
+    staging = data_dir / "staging"
+    streaming = threading.Event()
+
+    boundary = "killedboundary"
+
+    def body():  # multipart written by hand: the file part streams for as long as it may
+        head = "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+            for name, value in (
+                ("name", "killed"),
+                ("type", "classification"),
+                ("labels", "neg,pos"),
+            )
+        )
+        yield head.encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="train"; '
+            'filename="train.jsonl"\r\nContent-Type: application/jsonl\r\n\r\n'
+        ).encode()
+        yield b'{"id": "r0", "text": "good", "label": "pos"}\n' * 20_000  # ~1 MB at once
+        streaming.set()
+        for _ in range(600):  # then slowly, until the server dies
+            time.sleep(0.05)
+            yield b'{"id": "r1", "text": "bad", "label": "neg"}\n' * 100
+
+    def upload() -> None:
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        }
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(
+                f"http://127.0.0.1:{port}/v1/tasks", content=body(), headers=headers, timeout=60
+            )
+
+    uploader = threading.Thread(target=upload, daemon=True)
+    uploader.start()
+    assert streaming.wait(30)
+    deadline = time.monotonic() + 30
+    while not any(staging.glob("*/*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in staging.iterdir() if p.is_dir()]
+    assert left, "the upload never reached the staging folder"
+    server.kill()  # SIGKILL: no cleanup runs
+    server.wait(timeout=30)
+    uploader.join(timeout=30)
+    assert all(p.exists() for p in left)  # the dead request's folder is still there
+
+    restarted = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--data-dir", str(data_dir), "--no-library"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TASKREC_")}
+        | {"TASKREC_MODEL": str(tiny_encoder_dir), "TASKREC_TORCH_THREADS": "1"},
+        text=True,
+    )
+    try:
+        _wait_healthy(port, restarted)
+        deadline = time.monotonic() + 20
+        while any(p.exists() for p in left) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(p.exists() for p in left)
+        tasks = httpx.get(
+            f"http://127.0.0.1:{port}/v1/tasks", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+        assert tasks["total"] == 0
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        output, _ = restarted.communicate(timeout=30)
+    assert "removed 1 staging folder(s) of dead requests" in output
