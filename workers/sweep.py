@@ -141,6 +141,9 @@ class SweepEvent:
     done: int = 0
     total: int = 0
     row: TransferRow | None = None
+    # "plan" only: the relative size of every training stage this call will run, in order
+    # (baselines, then per source its training, if not checkpointed, and its transfers)
+    stage_weights: tuple[float, ...] = ()
 
 
 SweepCallback = Callable[[SweepEvent], None]
@@ -200,7 +203,8 @@ class _Sweep:
             len(seeds) * sum(t.name != src.name for t in self.targets) for src in self.sources
         )
         self.report.skipped = planned - self._total
-        self.emit(SweepEvent("plan", "sweep", 0, self._total))
+        weights = self._stage_weights(baselines, todo)
+        self.emit(SweepEvent("plan", "sweep", 0, self._total, stage_weights=weights))
         for target, seed in baselines:
             self._baseline(target, seed)
         with ResultsWriter(self.paths.results) as writer:
@@ -210,6 +214,19 @@ class _Sweep:
                     for target, seed in todo[source.name]:
                         self._transfer(source, encoder, target, seed, writer)
         return self.report
+
+    def _stage_weights(self, baselines, todo) -> tuple[float, ...]:
+        """Each training stage's cost in the order ``run`` runs them (``estimate_cost``'s
+        units), so progress can be step-weighted: a 10,000-row source outweighs a target run."""
+        target = lambda task: target_run_cost(len(task.train), task.spec.type, self.config)  # noqa: E731
+        weights = [target(t) for t, _ in baselines]
+        for source in self.sources:
+            if not todo[source.name]:
+                continue
+            if not (self._checkpoint_path(source) / "checkpoint.json").is_file():
+                weights.append(source_cost(len(source.train), source.spec.type, self.config))
+            weights += [target(t) for t, _ in todo[source.name]]
+        return tuple(weights)
 
     def _pending(self, source: TaskData) -> list[tuple[TaskData, int]]:
         return [
@@ -265,7 +282,7 @@ class _Sweep:
 
     def _source_encoder(self, source: TaskData):
         """The source-trained encoder: loaded from its checkpoint, or trained and saved first."""
-        path = self.paths.checkpoints / f"{source.name}-{self._source_key(source)}"
+        path = self._checkpoint_path(source)
         if not (path / "checkpoint.json").is_file():
             self._train_source(source, path)
             self.report.sources_trained += 1
@@ -301,6 +318,9 @@ class _Sweep:
             return
         shutil.rmtree(path, ignore_errors=True)  # a half-written one from an older crash
         os.replace(tmp, path)  # a checkpoint appears whole or not at all
+
+    def _checkpoint_path(self, source: TaskData) -> Path:
+        return self.paths.checkpoints / f"{source.name}-{self._source_key(source)}"
 
     def _source_key(self, source: TaskData) -> str:
         return source_checkpoint_key(self.hashes[source.name], self.ref.id, self.config)
@@ -381,18 +401,13 @@ def estimate_cost(
     sequence per choice (4 assumed), an extractive-QA one a few long windows; scoring costs a
     third of training per example. ``trained`` sources (checkpointed), ``done`` runs and
     ``baselines_done`` are not counted."""
-    source_n, target_n, eval_n = config.sizes()
-    features = config.features()
-    factor = lambda task: _sequence_factor(task.type, features)  # noqa: E731
     examples = 0.0
     to_train = [s for s in sources if s.name not in trained]
     for source in to_train:
-        rows = source.rows if source_n is None else min(source.rows, source_n)
-        examples += rows * config.source_epochs * factor(source)
+        examples += source_cost(source.rows, source.type, config)
     runs = baselines = 0
     for target in targets:
-        rows = target.rows if target_n is None else min(target.rows, target_n)
-        per_run = (rows * config.target_epochs + (eval_n or rows) / 3) * factor(target)
+        per_run = target_run_cost(target.rows, target.type, config)
         for seed in config.seeds:
             pending = [
                 s
@@ -405,6 +420,21 @@ def estimate_cost(
             examples += per_run * (len(pending) + baseline)
     seconds = examples * seconds_per_example + (runs + baselines) * seconds_per_run
     return SweepCost(len(to_train), baselines, runs, round(examples), round(seconds, 1))
+
+
+def source_cost(rows: int, task_type: str, config: SweepConfig) -> float:
+    """A source stage's training examples, in single-sequence equivalents."""
+    source_n, _, _ = config.sizes()
+    trained = rows if source_n is None else min(rows, source_n)
+    return trained * config.source_epochs * _sequence_factor(task_type, config.features())
+
+
+def target_run_cost(rows: int, task_type: str, config: SweepConfig) -> float:
+    """One target run's (a baseline's or a transfer's) training and scoring examples."""
+    _, target_n, eval_n = config.sizes()
+    trained = rows if target_n is None else min(rows, target_n)
+    per_run = trained * config.target_epochs + (eval_n or trained) / 3
+    return per_run * _sequence_factor(task_type, config.features())
 
 
 def _sequence_factor(task_type: str, features: FeatureConfig) -> float:

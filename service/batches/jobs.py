@@ -46,7 +46,7 @@ def run(job: RunningJob) -> None:
         checkpoints=job.settings.checkpoints_dir,
     )
     job.check()
-    recorder = _Recorder(job, runs, len(config.transfer.seeds), len(sources))
+    recorder = _Recorder(job, runs, len(config.transfer.seeds))
     run_sweep(
         sources,
         targets,
@@ -64,15 +64,15 @@ def run(job: RunningJob) -> None:
 class _Recorder:
     """Turns the sweep's events into job progress, and stores each pair once it is complete."""
 
-    def __init__(self, job: RunningJob, runs: dict[tuple[str, str], int], seeds: int, sources: int):
-        self.job, self.runs, self.seeds, self.sources = job, runs, seeds, sources
+    def __init__(self, job: RunningJob, runs: dict[tuple[str, str], int], seeds: int):
+        self.job, self.runs, self.seeds = job, runs, seeds
         self.rows: dict[tuple[str, str], list] = defaultdict(list)
         self.finished = 0
         self.stored: set[int] = set()
 
     def __call__(self, event) -> None:
-        if event.kind == "plan":
-            self.job.expect_stages(event.total + self.sources)  # + source stages, at most
+        if event.kind == "plan":  # progress weighed by each stage's training examples
+            self.job.expect_stages(len(event.stage_weights), list(event.stage_weights))
         elif event.kind == "step":
             # Stages repeat names (every seed of "transfer:<source>"): number them apart.
             self.job.progress(f"{self.finished}:{event.label}", event.done, event.total)

@@ -221,8 +221,8 @@ class _Progress:
         self.finished = 0  # runs (and source stages) done: numbers the repeated stage names
 
     def __call__(self, event) -> None:
-        if event.kind == "plan":
-            self.job.expect_stages(event.total + len(self.expected))  # + source stages, at most
+        if event.kind == "plan":  # progress weighed by each stage's training examples
+            self.job.expect_stages(len(event.stage_weights), list(event.stage_weights))
         elif event.kind == "step":
             self.job.progress(f"{self.finished}:{event.label}", event.done, event.total)
         else:

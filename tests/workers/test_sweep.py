@@ -202,3 +202,23 @@ def test_the_cost_estimate_counts_what_is_left() -> None:
         trained=frozenset({"big"}), done=done, baselines_done=frozenset({("t", 0)}),
     )  # fmt: skip
     assert (resumed.sources_to_train, resumed.baselines, resumed.target_runs) == (1, 3, 4)
+
+
+def test_the_plan_weighs_every_stage_it_will_run_in_order(two_tasks, tiny_ref, paths) -> None:
+    events: list[SweepEvent] = []
+    config = _with(source_n=40, target_n=8, eval_n=8, seeds=(0,))
+    run_sweep(two_tasks, two_tasks, tiny_ref, paths, config, events.append)
+    plan = events[0]
+    assert plan.kind == "plan"
+    # 2 baselines; then per source: its training (40 rows) and one transfer (8 rows)
+    stages = [e.label for e in events if e.kind == "step"]
+    assert len(plan.stage_weights) == len(dict.fromkeys(stages)) == 6
+    b_sts, b_sentiment, source_sts, to_sentiment, source_sentiment, to_sts = plan.stage_weights
+    assert (to_sentiment, to_sts) == (b_sentiment, b_sts)  # a transfer costs as its baseline
+    assert min(source_sts, source_sentiment) > max(to_sts, to_sentiment)  # 40 rows against 8
+    events.clear()
+    more = _with(source_n=40, target_n=8, eval_n=8, seeds=(0, 1))
+    run_sweep(two_tasks, two_tasks, tiny_ref, paths, more, events.append)
+    # Resumed: seed 1's baselines and transfers only; the sources are checkpointed
+    assert len(events[0].stage_weights) == 4
+    assert len({round(w, 6) for w in events[0].stage_weights}) <= 2
