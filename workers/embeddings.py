@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from workers.data.sampling import subsample
 from workers.data.schema import TaskData, TaskType
-from workers.encoder import EncoderRef, pick_device
+from workers.encoder import EncoderRef, pick_device, transformer_layers
 from workers.features import FeatureConfig, collate, encode, length_grouped_batches
 from workers.finetune import TrainConfig, autocast, set_seed, train_stage
 from workers.heads import IGNORE_INDEX, TaskModel
@@ -229,7 +229,7 @@ class ActivationGradients:
 
     def __init__(self, encoder: nn.Module) -> None:
         self.encoder = encoder
-        self.layers = _transformer_layers(encoder)
+        self.layers = transformer_layers(encoder)
         self.mask: torch.Tensor | None = None  # (batch, seq) of the current batch
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
@@ -289,17 +289,6 @@ def _component_order(name: str) -> tuple[int, int]:
         return (10**6, 0)
     layer, part = name.split(".")
     return (int(layer.removeprefix("layer")), 0 if part == "attention" else 1)
-
-
-def _transformer_layers(encoder: nn.Module) -> nn.ModuleList:
-    """The stack of transformer layers of a BERT-family encoder (BERT, RoBERTa, ELECTRA, …)."""
-    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
-    if stack is None or not hasattr(stack[0], "attention") or not hasattr(stack[0], "output"):
-        raise ValueError(
-            f"{type(encoder).__name__} is not a BERT-family encoder (no encoder.layer[i].attention"
-            ".output / .output): TaskEmb needs those activations"
-        )
-    return stack
 
 
 def _train_briefly(model, sample, tokenizer, config, progress) -> None:

@@ -135,3 +135,14 @@ def _hub_revision(name: str) -> str:
         return snapshot.name
     except Exception:
         return "unknown"
+
+
+def transformer_layers(encoder: torch.nn.Module) -> torch.nn.ModuleList:
+    """The stack of transformer layers of a BERT-family encoder (BERT, RoBERTa, ELECTRA, …)."""
+    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if stack is None or not hasattr(stack[0], "attention") or not hasattr(stack[0], "output"):
+        raise ValueError(
+            f"{type(encoder).__name__} is not a BERT-family encoder (no encoder.layer[i].attention"
+            ".output / .output): TaskEmb and gradual unfreezing need them"
+        )
+    return stack

@@ -47,6 +47,10 @@ class TrainConfig:
     # training stages)
     report_scoring: bool = False
     precision: str | None = None  # None: bf16 autocast on CUDA, fp32 on CPU; or "bf16"/"fp32"
+    # "gradual": ULMFiT's gradual unfreezing (Howard & Ruder 2018): the first epoch trains the
+    # heads and the top transformer layer, each further epoch one layer more, the embeddings
+    # last; "none": every parameter from the first step
+    unfreezing: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -179,9 +183,44 @@ def evaluate(
 
 
 def _total_steps(features: dict[str, list[dict]], config: TrainConfig) -> int:
-    per_epoch = sum(-(-len(f) // config.batch_size) for f in features.values())
-    steps = max(1, int(per_epoch * config.epochs))
+    steps = max(1, int(_steps_per_epoch(features, config) * config.epochs))
     return min(steps, config.max_steps) if config.max_steps else steps
+
+
+def _steps_per_epoch(features: dict[str, list[dict]], config: TrainConfig) -> int:
+    return max(1, sum(-(-len(f) // config.batch_size) for f in features.values()))
+
+
+class GradualUnfreezing:
+    """Which encoder parameters train at each step: the top transformer layer in the first
+    epoch, one layer more each epoch, then everything else of the encoder (embeddings). The
+    heads always train. Frozen parameters get no gradient, so the optimizer leaves them alone."""
+
+    def __init__(self, model: TaskModel, steps_per_epoch: int) -> None:
+        from workers.encoder import transformer_layers
+
+        layers = list(reversed(transformer_layers(model.encoder)))
+        in_layers = {id(p) for layer in layers for p in layer.parameters()}
+        rest = [p for p in model.encoder.parameters() if id(p) not in in_layers]
+        self.groups = [list(layer.parameters()) for layer in layers] + [rest]
+        self.steps_per_epoch = steps_per_epoch
+        self.model = model
+        self._open = 0
+
+    def at(self, step: int) -> None:
+        """Unfreeze what epoch ``(step - 1) // steps_per_epoch`` trains (``step`` is 1-based)."""
+        wanted = min(len(self.groups), (step - 1) // self.steps_per_epoch + 1)
+        if wanted == self._open:
+            return
+        for index, group in enumerate(self.groups):
+            for param in group:
+                param.requires_grad_(index < wanted)
+        self._open = wanted
+
+    def release(self) -> None:
+        """Every parameter trainable again (the next stage decides for itself)."""
+        for param in self.model.encoder.parameters():
+            param.requires_grad_(True)
 
 
 def _run_steps(
@@ -201,21 +240,30 @@ def _run_steps(
     rates = mixing.rates({name: len(f) for name, f in features.items()})
     rng = random.Random(seed)
     pad_id = tokenizer.pad_token_id or 0
+    unfreezing = None
+    if config.unfreezing == "gradual":
+        unfreezing = GradualUnfreezing(model, _steps_per_epoch(features, config))
     model.train()
-    for step in range(1, total_steps + 1):
-        name = rng.choices(list(rates), weights=list(rates.values()))[0]
-        batch = collate([features[name][i] for i in next(batches[name])], pad_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device, config.precision):
-            loss, _ = model(batch, name)
-        loss = loss.float() * mixing.loss_weight(name) / loss_units(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if progress:
-            progress(stage, step, total_steps)
+    try:
+        for step in range(1, total_steps + 1):
+            if unfreezing is not None:
+                unfreezing.at(step)
+            name = rng.choices(list(rates), weights=list(rates.values()))[0]
+            batch = collate([features[name][i] for i in next(batches[name])], pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast(device, config.precision):
+                loss, _ = model(batch, name)
+            loss = loss.float() * mixing.loss_weight(name) / loss_units(batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if progress:
+                progress(stage, step, total_steps)
+    finally:
+        if unfreezing is not None:
+            unfreezing.release()
 
 
 def _endless_batches(features: list[dict], batch_size: int, seed: int) -> Iterator[list[int]]:

@@ -6,6 +6,7 @@ the service stay free of them at import time.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from service.cli.common import (
     user_errors,
 )
 from service.settings import Settings, get_settings
+from service.transfers.schemas import UNFREEZING
 from workers.selection.methods import choices_text
 
 ModelOption = Annotated[
@@ -31,6 +33,14 @@ ModelOption = Annotated[
     ),
 ]
 SeedsOption = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")]
+UnfreezingChoice = StrEnum("UnfreezingChoice", {name: name for name in UNFREEZING})
+UnfreezingOption = Annotated[
+    UnfreezingChoice,
+    typer.Option(
+        help="Full-model stages: none, or gradual (ULMFiT: the top layer in the first epoch, one "
+        "more each epoch, the embeddings last)."
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -100,6 +110,7 @@ def finetune(
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 32,
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
     seeds: SeedsOption = "0",
+    unfreezing: UnfreezingOption = "none",
     save: Annotated[Path | None, typer.Option(help="Save the last seed's checkpoint here.")] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
@@ -119,7 +130,7 @@ def finetune(
         )
         ref = resolve_encoder(model or settings.model)
         tokenizer = load_tokenizer(ref)
-        config = _train_config(settings, epochs, batch_size, learning_rate)
+        config = _train_config(settings, epochs, batch_size, learning_rate, unfreezing)
         stages = []
         with progress_bars(not as_json) as progress:
             for seed in seed_list:
@@ -176,6 +187,7 @@ def transfer(
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 32,
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
     seeds: SeedsOption = "0",
+    unfreezing: UnfreezingOption = "none",
     model: ModelOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -198,8 +210,10 @@ def transfer(
         config = TransferConfig(
             strategy=strategy,
             seeds=tuple(seed_list),
-            source_train=_train_config(settings, source_epochs, batch_size, learning_rate),
-            target_train=_train_config(settings, epochs, batch_size, learning_rate),
+            source_train=_train_config(
+                settings, source_epochs, batch_size, learning_rate, unfreezing
+            ),
+            target_train=_train_config(settings, epochs, batch_size, learning_rate, unfreezing),
             mixing=MixingConfig(
                 strategy=mixing, cap=cap, temperature=temperature, weights=_weights(weight)
             ),
@@ -433,7 +447,9 @@ def embedding_config(settings: Settings, max_examples: int | None = None):
     )
 
 
-def _train_config(settings: Settings, epochs: float, batch_size: int, learning_rate: float):
+def _train_config(
+    settings: Settings, epochs: float, batch_size: int, learning_rate: float, unfreezing: str
+):
     from workers.features import FeatureConfig
     from workers.finetune import TrainConfig
 
@@ -441,6 +457,7 @@ def _train_config(settings: Settings, epochs: float, batch_size: int, learning_r
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        unfreezing=str(unfreezing),
         features=FeatureConfig(
             max_length=settings.max_length, qa_max_length=settings.qa_max_length
         ),

@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field
 from service.dependencies import DbId
 from service.recommendations.schemas import RankMethod
 
+UNFREEZING = ("none", "gradual")
+
 
 class TrainSettings(BaseModel):
     """One training stage's hyper-parameters (``workers.finetune.TrainConfig``)."""
@@ -16,6 +18,11 @@ class TrainSettings(BaseModel):
     batch_size: int = Field(32, ge=1, le=1024)
     learning_rate: float = Field(5e-5, gt=0, le=1)
     max_steps: int | None = Field(None, ge=1)
+    unfreezing: Literal[UNFREEZING] = Field(  # type: ignore[valid-type]
+        "none",
+        description="gradual: ULMFiT's gradual unfreezing (the top layer in the first epoch, one "
+        "more each epoch, the embeddings last); none: every parameter from the first step",
+    )
 
 
 STRATEGIES = ("sequential", "multitask")

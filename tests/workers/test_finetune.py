@@ -125,3 +125,40 @@ def test_cpu_defaults_to_fp32_unless_asked():
     cpu = torch.device("cpu")
     assert not isinstance(autocast(cpu), torch.autocast)
     assert isinstance(autocast(cpu, "bf16"), torch.autocast)
+
+
+def _snapshot(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(b, p) for b, p in zip(before, module.parameters(), strict=True))
+
+
+def test_gradual_unfreezing_trains_the_top_layer_first_then_one_more_each_epoch(
+    tiny, sentiment_task
+):
+    encoder, tokenizer = tiny
+    model = TaskModel(encoder)
+    model.add_head(sentiment_task.spec)
+    bottom, top = encoder.encoder.layer
+    embeddings = encoder.embeddings
+    before = {"bottom": _snapshot(bottom), "top": _snapshot(top), "emb": _snapshot(embeddings)}
+    one_epoch = TrainConfig(
+        epochs=1, batch_size=8, learning_rate=1e-3, device="cpu", unfreezing="gradual"
+    )
+    train_stage(model, [sentiment_task], tokenizer, one_epoch, seed=0, evaluate_after=False)
+    assert _changed(before["top"], top)
+    assert not _changed(before["bottom"], bottom) and not _changed(before["emb"], embeddings)
+    assert all(p.requires_grad for p in encoder.parameters())  # released for the next stage
+
+    two_epochs = TrainConfig(
+        epochs=2, batch_size=8, learning_rate=1e-3, device="cpu", unfreezing="gradual"
+    )
+    before["bottom"], before["emb"] = _snapshot(bottom), _snapshot(embeddings)
+    train_stage(model, [sentiment_task], tokenizer, two_epochs, seed=0, evaluate_after=False)
+    assert _changed(before["bottom"], bottom)  # its second epoch opened the next layer down
+    assert not _changed(before["emb"], embeddings)  # the embeddings come third
+    three = TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3, device="cpu")
+    train_stage(model, [sentiment_task], tokenizer, three, seed=0, evaluate_after=False)
+    assert _changed(before["emb"], embeddings)  # without it, everything trains

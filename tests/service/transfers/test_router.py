@@ -108,6 +108,17 @@ def test_max_length_reaches_both_training_stages() -> None:
     assert _train_config(TrainSettings(), None, None).features.max_length == 128  # the default
 
 
+def test_gradual_unfreezing_reaches_the_stage_and_other_values_are_refused(client, keys) -> None:
+    from service.transfers.jobs import _train_config
+    from service.transfers.schemas import TrainSettings
+
+    assert _train_config(TrainSettings(unfreezing="gradual"), None, None).unfreezing == "gradual"
+    body = {"target_task_id": 1, "sources": [2], "target_train": {"unfreezing": "sometimes"}}
+    refused = client.post("/v1/transfers", json=body, headers=keys.alice)
+    assert refused.status_code == 422
+    assert any("unfreezing" in p["field"] for p in refused.json()["problems"])
+
+
 def test_deployment_sizes_fill_what_a_request_leaves_unset(tmp_path) -> None:
     from service.settings import Settings
     from service.transfers.schemas import TrainSettings, TransferCreate
