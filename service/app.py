@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = context or build_context(settings)
+        ctx = context or build_context(settings, serving=True)
         app.state.context = ctx
         ctx.dispatcher.start(ctx)
         sweeper = asyncio.create_task(_sweep_staging(settings))

@@ -57,8 +57,11 @@ class AppContext:
         )
 
 
-def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> AppContext:
-    """A context for ``settings``; the dispatcher defaults to Celery with a broker, else threads."""
+def build_context(
+    settings: Settings, dispatcher: Dispatcher | None = None, *, serving: bool = False
+) -> AppContext:
+    """A context for ``settings``; the dispatcher defaults to Celery with a broker, else threads.
+    ``serving``: the API's, whose PostgreSQL statements end at the request deadline."""
     from service.jobs.dispatch import default_dispatcher
     from service.recommendations.cache import ResultCache
     from service.recommendations.index import IndexStore
@@ -68,6 +71,7 @@ def build_context(settings: Settings, dispatcher: Dispatcher | None = None) -> A
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
+        statement_timeout_s=settings.request_deadline_s if serving else None,
     )
     watch_engine(engine)  # a request past its deadline, or abandoned, stops at its next query
     return AppContext(

@@ -36,10 +36,13 @@ def make_engine(
     pool_size: int = 10,
     max_overflow: int = 40,
     pool_timeout: float = 30.0,
+    statement_timeout_s: float | None = None,
 ) -> Engine:
     """An engine for ``url``; SQLite files get WAL, foreign keys and a busy timeout.
 
     ``pooled=False`` keeps no connection open between uses (migrations, one-off commands).
+    ``statement_timeout_s``: PostgreSQL cancels any statement running longer (the API's
+    request deadline; jobs' engines have none).
     A server's pool must cover its request threads (40 by default) plus its job workers, or
     requests queue for a connection under load.
     """
@@ -49,6 +52,10 @@ def make_engine(
         if pooled:
             pool = {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": max_overflow}
             pool["pool_timeout"] = pool_timeout  # a request waits this long, then gets a 503
+        if statement_timeout_s:  # PostgreSQL ends a statement (or a lock wait) past it
+            options = parsed.query.get("options", "")
+            timeout = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+            pool["connect_args"] = {"options": f"{options} {timeout}".strip()}
         return create_engine(url, **pool)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -145,6 +145,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        if type(exc.orig).__name__ == "QueryCanceled":  # PostgreSQL's statement_timeout
+            body = ErrorBody(
+                error="deadline_exceeded",
+                message="a database statement ran past the request deadline and was cancelled; "
+                "what the request had not committed was rolled back",
+            )
+            return JSONResponse(body.model_dump(mode="json"), 503, headers={"Retry-After": "1"})
         log.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
         return _unavailable("the database is unavailable; retry shortly (/readyz says more)")
 

@@ -49,7 +49,8 @@ class Embedder:
             raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
         data_hash = embedding_data_hash(task)
         settings = self.config.to_dict()
-        if label_donor is not None:  # a donor changes an unlabelled task's TaskEmb, not its text
+        if label_donor is not None and self.config.train_epochs > 0:  # it trains the head:
+            # an unlabelled task's TaskEmb depends on it (its text embeddings do not)
             settings["label_donor"] = embedding_data_hash(label_donor)
         keys = {m: cache_key(data_hash, self.ref, m, _relevant(settings, m)) for m in methods}
         found = {m: self.cache.get(k) for m, k in keys.items()} if self.cache else {}

@@ -144,7 +144,7 @@ def compute_taskemb(
     model = TaskModel(copy.deepcopy(encoder).to(device))
     labelled = _is_labelled(task, examples)
     sample = TaskData(task.spec, {"train": examples})
-    donor = None if labelled else label_donor
+    donor = None if labelled or config.train_epochs <= 0 else label_donor  # it trains a head
     if config.train_epochs > 0 and (labelled or donor is not None):
         trained_on = sample if labelled else _donor_sample(task, donor, config)
         _train_briefly(model, trained_on, tokenizer, config, progress)

@@ -66,6 +66,7 @@ def run(job: RunningJob) -> None:
         config=config,
         ref=ref,
         embeddings=embeddings,
+        dropped=tuple(m for m in config.methods if m not in methods),  # an older TaskEmb goes
     )
     job.complete(lambda session: _with_donor_words(store(session), config, donor))
 

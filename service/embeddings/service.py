@@ -95,12 +95,15 @@ def store(
     config: EmbedConfig,
     ref: EncoderRef,
     embeddings: dict[str, TaskEmbedding],
+    dropped: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Replace the task's vectors by these methods for this encoder; returns the job result."""
+    """Replace the task's vectors by these methods for this encoder, and remove its vectors by
+    ``dropped`` (an unlabelled task's TaskEmb when no donor fits any more); returns the job
+    result."""
     task = session.get(Task, task_id)
     if task is None:
         return {"stored": False, "reason": f"task {task_id} was deleted while embedding"}
-    repository.replace(session, task_id, ref.id, embeddings)
+    repository.replace(session, task_id, ref.id, [*embeddings, *dropped])
     folder = artifact_folder(context.settings, task_id) / slug(ref.id)
     for method, embedding in embeddings.items():
         path = folder / f"{method}.npz"

@@ -34,7 +34,22 @@ def create_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         worker_prefetch_multiplier=1,  # a long job must not hold a second one hostage
         task_default_queue=settings.queue_name("embed"),
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout_s,
+            # A broker that drops packets (not only one that refuses) fails a send in seconds:
+            # the message is then kept and resent (CeleryDispatcher), not waited on
+            "socket_connect_timeout": 3,
+            "socket_timeout": 5,
+        },
+        broker_connection_timeout=3,
+        # One quick retry, then the message is kept and resent by CeleryDispatcher (with retries
+        # off kombu waited ~6 s on a refused connection here)
+        task_publish_retry_policy={
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         task_serializer="json",
@@ -96,12 +111,15 @@ class CeleryDispatcher:
         pass
 
     def enqueue(self, job_id: int, queue: str, delay: float = 0.0) -> None:
+        with self._lock:
+            waiting = bool(self._undelivered)
+        if waiting:  # the broker is down: don't make a request wait on it again
+            self._keep(job_id, queue, delay)
+            return
         try:
             self._send(job_id, queue, delay)
         except Exception as exc:  # the broker is unreachable: the job stays queued in the DB
-            log.warning(
-                "job %s not sent to the broker (%s); resending when it answers", job_id, exc
-            )
+            log.warning("job %s not sent to the broker (%s); resent when it is back", job_id, exc)
             self._keep(job_id, queue, delay)
 
     @property
@@ -142,8 +160,9 @@ class CeleryDispatcher:
                     self._send(job_id, queue, delay)
                 except Exception:
                     break  # still down: try again next round
-                with self._lock:
-                    self._undelivered.pop(job_id, None)
+                with self._lock:  # unless it was kept again meanwhile (another delay)
+                    if self._undelivered.get(job_id) == (queue, delay):
+                        del self._undelivered[job_id]
                 log.info("job %s sent to the broker after an outage", job_id)
 
     def ping(self) -> bool:

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.context import AppContext
 from service.db import unit_of_work
+from service.deadline import remaining_s
 from service.jobs import repository as jobs
 from service.jobs.schemas import JobRead
 from service.models import JobState, Owner
@@ -30,6 +31,9 @@ class OneShot(BaseModel):
     recommendations: Recommendations | None  # None while the job runs: poll the job, then GET
 
 
+ANSWER_MARGIN_S = 10.0  # kept from the request deadline for ranking and answering
+
+
 async def submit_and_recommend(
     context: AppContext,
     owner_id: int,
@@ -41,6 +45,9 @@ async def submit_and_recommend(
     wait_s: float,
 ) -> OneShot:
     task_id, job_id = await run_in_threadpool(_submit, context, owner_id, staged)
+    # The task is committed now: the wait ends in time to answer 202 with it (the job to poll)
+    # rather than let the request deadline turn the answer into a 503
+    wait_s = min(wait_s, remaining_s() - ANSWER_MARGIN_S)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         state = await run_in_threadpool(_job_state, context, job_id)

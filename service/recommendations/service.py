@@ -143,6 +143,8 @@ def _unlabelled_method(
     label donor's trained head labelled it, else by the best method that reads the text alone."""
     from workers.selection.methods import reads
 
+    if "taskemb" not in reads(method):
+        return None, method
     donor = embeddings.label_donor_of(session, target.id, model)
     if donor is not None:
         note = (
@@ -150,8 +152,6 @@ def _unlabelled_method(
             f"{donor}, the nearest labelled library task of its label space"
         )
         return note, method
-    if "taskemb" not in reads(method):
-        return None, method
     label_free = best_without_taskemb(settings, task_type)
     note = (
         f"{target.name} has no labels and no labelled library task shares its label space, so "

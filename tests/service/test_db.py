@@ -42,3 +42,19 @@ def test_upgrade_from_empty_and_down_again(empty_url):
     assert _tables(empty_url) == {"alembic_version"}
     upgrade(empty_url)
     assert current_revision(empty_url) == "0004"
+
+
+def test_the_apis_postgresql_statements_end_at_the_request_deadline(fresh_pg_url):
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    engine = make_engine(fresh_pg_url, statement_timeout_s=0.5)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "500ms"
+            schema = connection.execute(text("SHOW search_path")).scalar()
+            assert schema.startswith("taskrec_test_")  # the URL's own options are kept
+            with pytest.raises(OperationalError, match="statement timeout"):
+                connection.execute(text("SELECT pg_sleep(3)"))
+    finally:
+        engine.dispose()

@@ -7,13 +7,12 @@ import asyncio
 import threading
 import time
 
-import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from service.deadline import RequestDeadline, RequestStopped, check_deadline
+from service.deadline import RequestDeadline, RequestStopped, _current, check_deadline
 from service.models import Task
 
 
@@ -38,6 +37,11 @@ class Worker:
         return PlainTextResponse("done")
 
 
+def _sleeper(_request) -> PlainTextResponse:
+    time.sleep(3)  # a thread that never reaches a check point
+    return PlainTextResponse("late")
+
+
 def _app(worker: Worker, seconds: float) -> RequestDeadline:
     async def fast(_request):
         return PlainTextResponse("ok")
@@ -46,6 +50,7 @@ def _app(worker: Worker, seconds: float) -> RequestDeadline:
         return PlainTextResponse(exc.message, status_code=exc.status_code)
 
     routes = [
+        Route("/sleep", _sleeper),
         Route("/work", worker.handler),
         Route("/fast", fast),
         Route("/healthz", worker.handler),
@@ -94,6 +99,38 @@ def test_past_its_deadline_a_request_answers_503_and_its_thread_stops():
     assert time.monotonic() - started < 3
 
 
+def test_a_thread_that_never_checks_is_answered_for_but_keeps_its_slot_until_it_ends():
+    started = time.monotonic()
+    sent = asyncio.run(_call(_app(Worker(), 0.3), "/sleep"))
+    took = time.monotonic() - started
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [503]
+    assert b"deadline_exceeded" in b"".join(m.get("body", b"") for m in sent)  # ours, once
+    assert took >= 2.9  # the call (and so the admission slot around it) lasted as the thread
+
+
+def test_a_client_expecting_100_continue_is_not_read_before_the_handler_reads():
+    reads = []
+
+    async def receive():
+        reads.append(time.monotonic())
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def refuse_unread(_request):
+        return PlainTextResponse("too large", status_code=413)
+
+    app = RequestDeadline(Starlette(routes=[Route("/up", refuse_unread, methods=["POST"])]), 5)
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"expect", b"100-continue"), (b"content-length", b"100000000")]
+    scope = {"type": "http", "method": "POST", "path": "/up", "headers": headers}
+    scope |= {"query_string": b"", "root_path": "", "scheme": "http", "server": ("t", 80)}
+    asyncio.run(app(scope, receive, send))
+    assert _status(sent) == 413 and reads == []  # no read: the server never says 100 Continue
+
+
 def test_a_client_that_went_away_stops_the_work():
     worker = Worker()
     started = time.monotonic()
@@ -111,19 +148,27 @@ def test_a_quick_request_and_the_exempt_paths_are_untouched():
     assert _status(sent) == 200 and worker_free.finished.is_set()  # health has no deadline
 
 
-@pytest.fixture()
-def settings_overrides():
-    return {"request_deadline_s": 1e-6}  # every request is past it at its first query
+def test_a_request_stopped_in_the_middle_of_its_writes_keeps_none_of_them(
+    client, keys, upload, session_factory
+):
+    engine = client.app.state.context.engine
 
+    def expire_after_the_task_insert(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO TASKS"):
+            deadline = _current.get()
+            if deadline is not None:
+                deadline.expires_at = 0.0  # the deadline passes right after this write
 
-def test_a_request_stopped_by_its_deadline_keeps_nothing(client, keys, upload, session_factory):
-    with session_factory() as session:
-        before = session.scalar(select(func.count()).select_from(Task))
-    response = upload(keys.alice, "late")
+    event.listen(engine, "after_cursor_execute", expire_after_the_task_insert)
+    try:
+        response = upload(keys.alice, "late")
+    finally:
+        event.remove(engine, "after_cursor_execute", expire_after_the_task_insert)
     assert response.status_code == 503, response.text
     body = response.json()
-    assert body["error"] == "deadline_exceeded" and "deadline" in body["message"]
+    assert body["error"] == "deadline_exceeded" and "rolled back" in body["message"]
     assert response.headers["retry-after"] == "1"
     with session_factory() as session:
-        assert session.scalar(select(func.count()).select_from(Task)) == before
+        assert session.scalar(select(func.count()).select_from(Task)) == 0
     assert client.get("/healthz").status_code == 200
+    assert upload(keys.alice, "in-time").status_code == 201  # the next request is unaffected

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -240,3 +242,26 @@ def test_best_default_method_follows_the_saved_evaluation(
     assert within["evaluation"]["rho"] == 3.1 and within["evaluation"]["regret@3"] == 0.7
     asked = client.get(f"{url}?type=classification&method=semb", headers=keys.alice).json()
     assert asked["method"] == "semb"  # a named method always wins
+
+
+def test_one_shot_waits_no_longer_than_its_request_deadline_allows(
+    client, settings, keys, library, to_jsonl, make_rows
+):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    # No worker (the library's app stops its own): the job never finishes, so only the deadline
+    # can end the wait (0.5 s of it)
+    client.app.state.context.dispatcher.stop()
+    short = settings.model_copy(update={"request_deadline_s": 10.5, "embedded_workers": 0})
+    files = {"train": ("train.jsonl", to_jsonl(make_rows(24, 7)), "application/jsonl")}
+    data = {"name": "hurried", "type": "classification", "labels": "neg,pos"}
+    with TestClient(create_app(short)) as client:
+        started = time.monotonic()
+        response = client.post(
+            "/v1/recommendations?wait=300", data=data, files=files, headers=keys.alice
+        )
+        assert response.status_code == 202, response.text  # the job to poll, not a 503
+        assert time.monotonic() - started < 8
+        assert response.json()["task"]["name"] == "hurried"
