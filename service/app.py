@@ -74,10 +74,9 @@ def create_app(settings: Settings | None = None, context: AppContext | None = No
     app.add_middleware(RequestId)  # outermost: every line of the request carries its id
     install_error_handlers(app)
     _include_routers(app)
-    if settings.dashboard_dir:
-        from fastapi.staticfiles import StaticFiles
+    from service.dashboard.mount import mount_dashboard
 
-        app.mount("/dashboard", StaticFiles(directory=settings.dashboard_dir, html=True))
+    mount_dashboard(app, settings)  # last: it renders the handlers' errors as pages there
     return app
 
 

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from workers.selection.methods import METHODS, SERVED
 
 MIN_ADMIN_KEY_LENGTH = 32  # a configured admin key shorter than this is refused outside development
+MIN_SECRET_LENGTH = 32  # the same for the dashboard's cookie-signing secret
 
 
 class Settings(BaseSettings):
@@ -137,7 +138,17 @@ class Settings(BaseSettings):
     recommend_cache_size: int = 10_000  # finished rankings kept per process; 0 disables
     recommend_cache_ttl_s: float = 30.0  # how long a kept ranking may lag library counts
     search_threads: int | None = 1  # FAISS threads per search (requests run in parallel); None: all
-    dashboard_dir: Path | None = None  # static dashboard served at /dashboard when set
+
+    # Dashboard (/dashboard, service.dashboard): the secret that signs its session cookies.
+    # None in development: one is generated once and kept in <data_dir>/dashboard.secret (so
+    # every API process of a data folder shares it); outside development it must be set, 32+
+    # characters, or the dashboard answers 503 saying so (the API is unaffected).
+    dashboard_secret: SecretStr | None = None
+    dashboard_session_ttl_s: int = 8 * 3600  # a session cookie's lifetime (signed with it)
+    # Failed logins per client address within the window before the login form is refused
+    # (per API process)
+    dashboard_login_attempts: int = 5
+    dashboard_login_window_s: float = 300.0
 
     # Service: jobs
     embedded_workers: int = 1  # worker threads inside `taskrec serve` (no broker)
@@ -161,6 +172,12 @@ class Settings(BaseSettings):
         if self.env != "development" and key is not None and len(key) < MIN_ADMIN_KEY_LENGTH:
             raise ValueError(
                 f"TASKREC_ADMIN_KEY must have at least {MIN_ADMIN_KEY_LENGTH} characters "
+                f"outside development (env={self.env!r})"
+            )
+        secret = self.dashboard_secret.get_secret_value() if self.dashboard_secret else None
+        if self.env != "development" and secret is not None and len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"TASKREC_DASHBOARD_SECRET must have at least {MIN_SECRET_LENGTH} characters "
                 f"outside development (env={self.env!r})"
             )
         return self
