@@ -47,8 +47,8 @@ def test_without_a_fitting_library_task_it_is_ranked_by_its_text_and_says_why(
     assert "no labelled library task shares its label space" in job["result"]["taskemb_skipped"]
     ranked = client.get(f"/v1/tasks/{task['id']}/recommendations", headers=keys.alice).json()
     assert ranked["method"] == "semb" and [r["task"] for r in ranked["ranking"]] == ["lib"]
-    assert "raw has no labels and no labelled library task shares its label space" in (
-        ranked["note"]
+    assert (
+        "raw has no labels and no labelled library task shares its label space" in (ranked["note"])
     )
     fused = client.get(f"/v1/tasks/{task['id']}/recommendations?method=fused", headers=keys.alice)
     assert fused.status_code == 200 and fused.json()["method"] == "semb"
