@@ -302,6 +302,8 @@ class _MultipartSink:
         _, options = parse_options_header(self._headers.get("content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
+        if filename == b"" and name in SPLITS:
+            return  # a browser's file input left blank: no file, not an empty one
         if filename is not None:
             self._open_file(name, filename.decode("utf-8", "replace"))
         elif name in TEXT_FIELDS:

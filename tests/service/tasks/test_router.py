@@ -59,6 +59,25 @@ def test_csv_and_tsv_uploads(client, keys):
     assert task["label_distribution"] == {"min": 1.5, "max": 2.5, "mean": 2.0}
 
 
+def test_a_file_input_left_blank_is_no_file(client, keys, make_rows):
+    rows = "".join(json.dumps(r) + "\n" for r in make_rows(12))
+    fields = {"name": "blank_validation", "type": "classification", "labels": "neg,pos"}
+    parts = [f'Content-Disposition: form-data; name="{k}"\r\n\r\n{v}' for k, v in fields.items()]
+    parts.append(
+        'Content-Disposition: form-data; name="train"; filename="train.jsonl"\r\n'
+        f"Content-Type: application/jsonl\r\n\r\n{rows}"
+    )
+    parts.append(  # what a browser sends for an optional file input nobody filled
+        'Content-Disposition: form-data; name="validation"; filename=""\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+    body = "".join(f"--b0undary\r\n{part}\r\n" for part in parts) + "--b0undary--\r\n"
+    headers = {**keys.alice, "Content-Type": "multipart/form-data; boundary=b0undary"}
+    response = client.post("/v1/tasks", content=body.encode(), headers=headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["counts"] == {"train": 12}
+
+
 def test_json_body_with_rows(client, keys, make_rows):
     body = {
         "name": "rows_task",
