@@ -6,6 +6,7 @@ import secrets
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -309,11 +310,23 @@ def transfer_list(
     state: StateDep,
     session: SessionDep,
     evidence_set: Annotated[str | None, Query(alias="set", max_length=100)] = None,
+    page: Page = 1,
 ) -> Response:
-    """Your runs per target against the baseline; an evidence set's gains as a heat map."""
-    targets = views.transfers_by_target(session, viewer.owner)
+    """Your runs per target against the baseline (paged); an evidence set's gains as a heat
+    map."""
+    targets, pager = views.transfers_by_target(session, viewer.owner, page)
     evidence = views.evidence_view(session, evidence_set)
-    return render(request, state, "transfers.html", viewer, targets=targets, evidence=evidence)
+    extra = f"&set={quote(evidence_set)}" if evidence_set else ""
+    return render(
+        request,
+        state,
+        "transfers.html",
+        viewer,
+        targets=targets,
+        evidence=evidence,
+        pager=pager,
+        extra=extra,
+    )
 
 
 @router.get("/map")

@@ -221,9 +221,16 @@ class TargetRuns:
     chart: charts.Figure | None = None
 
 
-def transfers_by_target(session: Session, owner: Owner) -> list[TargetRuns]:
-    """The owner's runs grouped per target; each finished source against the baseline."""
-    items, _ = transfers.page(session, owner, 500, 0)
+TRANSFERS_PAGE_SIZE = 100  # runs per page of the transfers view, grouped by target there
+
+
+def transfers_by_target(
+    session: Session, owner: Owner, page: int = 1
+) -> tuple[list[TargetRuns], Pager]:
+    """One page of the owner's runs (newest first), grouped per target; each finished source
+    against the baseline."""
+    size = TRANSFERS_PAGE_SIZE
+    items, total = transfers.page(session, owner, size, (page - 1) * size)
     grouped: dict[tuple[int | None, str], list[TransferRead]] = defaultdict(list)
     for run in transfers.read_models(session, items):
         grouped[(run.target.id, run.target.name)].append(run)
@@ -242,7 +249,7 @@ def transfers_by_target(session: Session, owner: Owner) -> list[TargetRuns]:
                 done[0].result.metric,
             )
         out.append(TargetRuns(name, target_id, runs, chart))
-    return out
+    return out, Pager(page, size, total)
 
 
 @dataclass

@@ -220,3 +220,30 @@ def test_user_text_is_escaped_on_pages(client, keys, login, upload):
     login(keys.secrets["alice"])
     page = client.get(f"/dashboard/tasks/{task.json()['id']}").text
     assert "<b>no</b>" not in page and "&lt;b&gt;no&lt;/b&gt;" in page
+
+
+def test_the_transfers_view_pages_its_runs(
+    client, keys, login, upload, make_rows, session_factory, monkeypatch
+):
+    from service.dashboard import views
+    from service.models import Owner, Task
+    from service.transfers.schemas import TransferSettings
+    from service.transfers.service import create_run
+
+    ids = []
+    for name in ("src", "goal"):
+        response = upload(keys.alice, name, validation=make_rows(6, 3))
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    with session_factory() as session:
+        source, target = session.get(Task, ids[0]), session.get(Task, ids[1])
+        owner = session.get(Owner, target.owner_id)
+        for _ in range(2):
+            create_run(session, owner, target, [source], TransferSettings())
+        session.commit()
+    monkeypatch.setattr(views, "TRANSFERS_PAGE_SIZE", 1)
+    login(keys.secrets["alice"])
+    first = client.get("/dashboard/transfers")
+    assert first.status_code == 200 and "page 1 of 2 (2)" in first.text
+    second = client.get("/dashboard/transfers?page=2")
+    assert "page 2 of 2 (2)" in second.text and "goal" in second.text
