@@ -129,10 +129,12 @@ def train_stage(
     seed: int = 0,
     mixing: MixingConfig | None = None,
     evaluate_after: bool = True,
+    scored: Sequence[str] | None = None,
     stage: str = "train",
     progress: ProgressCallback | None = None,
 ) -> StageResult:
-    """Train fresh heads for ``tasks`` plus the shared encoder, then score each on validation."""
+    """Train fresh heads for ``tasks`` plus the shared encoder, then score each on validation
+    (only the tasks named in ``scored``, when given: a joint stage's auxiliary tasks are not)."""
     started = time.perf_counter()
     set_seed(seed)
     for task in tasks:
@@ -143,8 +145,9 @@ def train_stage(
     _run_steps(model, features, config, mixing, total_steps, seed, tokenizer, stage, progress)
     scoring = progress if config.report_scoring else None
     metrics = {}
-    for task in tasks if evaluate_after else ():
-        label = f"{stage}:score" if len(tasks) == 1 else f"{stage}:score:{task.name}"
+    to_score = [t for t in tasks if scored is None or t.name in scored] if evaluate_after else []
+    for task in to_score:
+        label = f"{stage}:score" if len(to_score) == 1 else f"{stage}:score:{task.name}"
         metrics[task.name] = evaluate(model, task, tokenizer, config, progress=scoring, stage=label)
     return StageResult(
         tasks=[t.name for t in tasks],

@@ -4,7 +4,8 @@ Train on the source task(s), keep the encoder, discard the source heads, train a
 the encoder on the target, score the target. Sources run ``sequential`` (one stage each, in order)
 or ``multitask`` (one stage over all sources with shared encoder and per-task heads). Source stages
 run once (with the first seed) and their encoder is reused for every target seed; the baseline
-trains the target from the plain encoder with the same seeds.
+trains the target from the plain encoder with the same seeds. ``joint`` has no source stage: the
+target trains together with its sources, per seed (``workers.strategies``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from workers.finetune import (
     train_stage,
 )
 from workers.heads import TaskModel
+from workers.strategies import strategy
 
 
 @dataclass(frozen=True)
 class TransferConfig:
-    strategy: str = "sequential"  # "sequential" | "multitask"
+    strategy: str = "sequential"  # a name in workers.strategies.STRATEGIES
     seeds: tuple[int, ...] = (0,)
     source_train: TrainConfig = field(default_factory=TrainConfig)
     target_train: TrainConfig = field(default_factory=TrainConfig)
@@ -78,21 +80,26 @@ def run_transfer(
     """Source stage(s), then the target from that encoder and from the plain one, per seed."""
     if not sources:
         raise ValueError("a transfer needs at least one source task")
-    if config.strategy not in ("sequential", "multitask"):
-        raise ValueError(f"unknown strategy {config.strategy!r} (sequential or multitask)")
+    chosen = strategy(config.strategy)
     device = pick_device(config.target_train.device)
     plain = encoder.to(device)
-    transferred, source_stages = train_sources(sources, plain, tokenizer, config, progress)
+    source_stages: list[StageResult] = []
+    if chosen.source_stage:
+        transferred, source_stages = train_sources(sources, plain, tokenizer, config, progress)
     baseline_stages, transfer_stages = [], []
     for seed in config.seeds:
         baseline_stages.append(
             train_target(target, plain, tokenizer, config.target_train, seed, "baseline", progress)
         )
-        transfer_stages.append(
-            train_target(
+        if chosen.source_stage:
+            transferred_stage = train_target(
                 target, transferred, tokenizer, config.target_train, seed, "target", progress
             )
-        )
+        else:
+            transferred_stage = train_joint(
+                sources, target, plain, tokenizer, config, seed, progress
+            )
+        transfer_stages.append(transferred_stage)
     baseline = [s.metrics[target.name]["score"] for s in baseline_stages]
     transfer = [s.metrics[target.name]["score"] for s in transfer_stages]
     return TransferResult(
@@ -168,5 +175,31 @@ def train_target(
         config,
         seed=seed,
         stage=f"{stage}:{target.name}:seed{seed}",
+        progress=progress,
+    )
+
+
+def train_joint(
+    sources: Sequence[TaskData],
+    target: TaskData,
+    encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    config: TransferConfig,
+    seed: int,
+    progress: ProgressCallback | None = None,
+) -> StageResult:
+    """The target trained together with its sources on a copy of ``encoder`` (a head each,
+    draws and loss weights by ``config.mixing``; the target's weight is 1 unless given), scored
+    on the target alone."""
+    model = TaskModel(copy.deepcopy(encoder))
+    return train_stage(
+        model,
+        [target, *sources],
+        tokenizer,
+        config.target_train,
+        seed=seed,
+        mixing=config.mixing,
+        scored=[target.name],
+        stage=f"joint:{target.name}:seed{seed}",
         progress=progress,
     )

@@ -23,7 +23,7 @@ from service.cli.common import (
     user_errors,
 )
 from service.settings import Settings, get_settings
-from service.transfers.schemas import UNFREEZING
+from service.transfers.schemas import STRATEGIES, UNFREEZING
 from workers.selection.methods import choices_text
 
 ModelOption = Annotated[
@@ -34,6 +34,7 @@ ModelOption = Annotated[
 ]
 SeedsOption = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")]
 UnfreezingChoice = StrEnum("UnfreezingChoice", {name: name for name in UNFREEZING})
+StrategyChoice = StrEnum("StrategyChoice", {name: name for name in STRATEGIES})
 UnfreezingOption = Annotated[
     UnfreezingChoice,
     typer.Option(
@@ -169,7 +170,9 @@ def transfer(
         list[str], typer.Option("--source", help="Intermediate task (repeatable, in order).")
     ],
     target: Annotated[str, typer.Option("--target", help="Target task folder or name.")],
-    strategy: Annotated[str, typer.Option(help="sequential or multitask.")] = "sequential",
+    strategy: Annotated[
+        StrategyChoice, typer.Option(help="How sources and target train (workers.strategies).")
+    ] = "sequential",
     mixing: Annotated[
         str, typer.Option(help="multitask: proportional, temperature or weights.")
     ] = "proportional",
@@ -208,7 +211,7 @@ def transfer(
             _load(target, settings), regime, seed=seed_list[0], train_n=target_n, eval_n=eval_n
         )
         config = TransferConfig(
-            strategy=strategy,
+            strategy=str(strategy),
             seeds=tuple(seed_list),
             source_train=_train_config(
                 settings, source_epochs, batch_size, learning_rate, unfreezing

@@ -58,12 +58,19 @@ def run(job: RunningJob) -> None:
 
 def _stage_sizes(config: TransferJobConfig, sources, target) -> tuple[int, list[float]]:
     """The stages in the order they run, each weighed by its training examples (rows ×
-    epochs): the source stage(s), then per seed the baseline and the transfer."""
+    epochs): the source stage(s), then per seed the baseline and the transfer (a joint
+    strategy's transfer trains the target and its sources together)."""
+    from workers.strategies import strategy
+
     source_rows = [len(s.train) * config.source_train.epochs for s in sources]
     if config.strategy == "multitask":
         source_rows = [sum(source_rows)]
     target_rows = len(target.train) * config.target_train.epochs
-    weights = [*source_rows, *([target_rows, target_rows] * len(config.seeds))]
+    transfer_rows = target_rows
+    if not strategy(config.strategy).source_stage:
+        source_rows = []
+        transfer_rows += sum(len(s.train) for s in sources) * config.target_train.epochs
+    weights = [*source_rows, *([target_rows, transfer_rows] * len(config.seeds))]
     return len(weights), [max(w, 1.0) for w in weights]
 
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from service.dependencies import DbId
 from service.recommendations.schemas import RankMethod
+from workers.strategies import STRATEGIES as TRANSFER_STRATEGIES
 
 UNFREEZING = ("none", "gradual")
 
@@ -25,7 +26,7 @@ class TrainSettings(BaseModel):
     )
 
 
-STRATEGIES = ("sequential", "multitask")
+STRATEGIES = tuple(TRANSFER_STRATEGIES)  # workers.strategies: the one registry
 Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
 REGIMES = ("limited", "full")
 

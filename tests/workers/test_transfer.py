@@ -50,6 +50,24 @@ def test_multitask_sources_share_one_stage(tiny, toy_tasks):
     assert [sorted(s.tasks) for s in result.source_stages] == [["toy_choice", "toy_sts"]]
 
 
+def test_joint_trains_the_target_with_its_sources_weighted_and_scores_the_target(
+    tiny, toy_tasks
+):
+    from workers.finetune import MixingConfig
+
+    encoder, tokenizer = tiny
+    target, sources = toy_tasks["toy_sentiment"], [toy_tasks["toy_sts"], toy_tasks["toy_ner"]]
+    weights = MixingConfig(strategy="weights", weights={"toy_sts": 0.5, "toy_ner": 0.2})
+    config = TransferConfig(strategy="joint", seeds=(0, 1), target_train=FAST, mixing=weights)
+    result = run_transfer(sources, target, encoder, tokenizer, config)
+    assert result.source_stages == []  # no stage of their own
+    for stage in result.transfer_stages:  # one joint stage per seed, the target scored alone
+        assert stage.tasks == ["toy_sentiment", "toy_sts", "toy_ner"]
+        assert list(stage.metrics) == ["toy_sentiment"]
+    assert len(result.baseline_stages) == 2
+    assert result.gain.mean == pytest.approx(result.transfer.mean - result.baseline.mean)
+
+
 def test_bad_strategy_and_no_source_are_errors(tiny, toy_tasks):
     encoder, tokenizer = tiny
     target = toy_tasks["toy_sentiment"]

@@ -135,3 +135,22 @@ def test_deployment_sizes_fill_what_a_request_leaves_unset(tmp_path) -> None:
     assert (filled.source_max_examples, filled.eval_n) == (64, 32)
     assert (filled.source_train.max_steps, filled.target_train.max_steps) == (2, 5)  # asked: kept
     assert with_size_defaults(body, Settings(data_dir=tmp_path)) == body  # unset: unchanged
+
+
+def test_a_joint_transfer_runs_through_the_api(client, keys, tasks, wait_job):
+    source, target = tasks
+    body = {
+        "target_task_id": target["id"],
+        "sources": [source["id"]],
+        "strategy": "joint",
+        "mixing": {"strategy": "weights", "weights": {"source": 0.3}},
+        "seeds": [0],
+        "train_n": 16,
+        "max_length": 24,
+        "target_train": FAST,
+    }
+    run = _run(client, keys.alice, wait_job, body)
+    assert run["strategy"] == "joint"
+    kinds = [(s["kind"], s["tasks"]) for s in run["result"]["stages"]]
+    assert kinds == [("baseline", ["target"]), ("target", ["target", "source"])]
+    assert list(run["result"]["stages"][1]["metrics"]) == ["target"]
