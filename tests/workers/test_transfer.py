@@ -50,9 +50,7 @@ def test_multitask_sources_share_one_stage(tiny, toy_tasks):
     assert [sorted(s.tasks) for s in result.source_stages] == [["toy_choice", "toy_sts"]]
 
 
-def test_joint_trains_the_target_with_its_sources_weighted_and_scores_the_target(
-    tiny, toy_tasks
-):
+def test_joint_trains_the_target_with_its_sources_weighted_and_scores_the_target(tiny, toy_tasks):
     from workers.finetune import MixingConfig
 
     encoder, tokenizer = tiny
