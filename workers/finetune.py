@@ -94,9 +94,44 @@ class StageResult:
     train_examples: dict[str, int]
     steps: int
     seconds: float
+    # What it cost beyond time: parameters it trained of all the model's, and the peak memory
+    # while it ran (CUDA: allocated by torch; CPU: the process's resident set, this stage only)
+    trainable_params: int = 0
+    total_params: int = 0
+    peak_memory_mb: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class PeakMemory:
+    """The peak memory of one stage, not of the process's lifetime: CUDA's allocator counters
+    reset at the start; on Linux CPUs the kernel's peak resident set (``VmHWM``) reset through
+    ``/proc/self/clear_refs``. None where neither is available."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            with contextlib.suppress(OSError):
+                Path("/proc/self/clear_refs").write_text("5")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def megabytes(self) -> float | None:
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        try:
+            status = Path("/proc/self/status").read_text()
+        except OSError:
+            return None
+        line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), None)
+        return int(line.split()[1]) / 1024 if line else None
 
 
 def set_seed(seed: int) -> None:
@@ -142,7 +177,11 @@ def train_stage(
     features = {t.name: encode(t.train, t.spec, tokenizer, config.features) for t in tasks}
     mixing = mixing or MixingConfig()
     total_steps = _total_steps(features, config)
-    _run_steps(model, features, config, mixing, total_steps, seed, tokenizer, stage, progress)
+    with PeakMemory(next(model.parameters()).device) as peak:
+        trainable = _run_steps(
+            model, features, config, mixing, total_steps, seed, tokenizer, stage, progress
+        )
+    total = sum(p.numel() for p in model.parameters())
     scoring = progress if config.report_scoring else None
     metrics = {}
     to_score = [t for t in tasks if scored is None or t.name in scored] if evaluate_after else []
@@ -155,6 +194,9 @@ def train_stage(
         train_examples={t.name: len(t.train) for t in tasks},
         steps=total_steps,
         seconds=time.perf_counter() - started,
+        trainable_params=trainable,
+        total_params=total,
+        peak_memory_mb=peak.megabytes(),
     )
 
 
@@ -236,7 +278,8 @@ def _run_steps(
     tokenizer: PreTrainedTokenizerBase,
     stage: str,
     progress: ProgressCallback | None,
-) -> None:
+) -> int:
+    """Train for ``total_steps``; returns how many parameters trained by the last step."""
     device = next(model.parameters()).device
     optimizer, scheduler = _optimizer(model, config, total_steps)
     batches = {name: _endless_batches(f, config.batch_size, seed) for name, f in features.items()}
@@ -264,6 +307,7 @@ def _run_steps(
             optimizer.zero_grad(set_to_none=True)
             if progress:
                 progress(stage, step, total_steps)
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
     finally:
         if unfreezing is not None:
             unfreezing.release()

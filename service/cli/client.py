@@ -445,3 +445,10 @@ def _show_transfer(run: dict, as_json: bool) -> None:
             stdout.print(
                 f"  {name:<8} {summary['mean']:8.2f} ± {summary['std']:.2f}  ({result['metric']})"
             )
+        cost = result.get("cost")
+        if cost:
+            peak = f", peak {cost['peak_memory_mb']:.0f} MB" if cost["peak_memory_mb"] else ""
+            stdout.print(
+                f"  cost     {cost['seconds']:.0f} s on {cost['examples']} examples{peak}: "
+                f"{cost['gain_per_hour']:+.2f} points an hour (baseline stages not counted)"
+            )

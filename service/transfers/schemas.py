@@ -110,6 +110,22 @@ class StageRead(BaseModel):
     train_examples: dict[str, int]
     steps: int
     seconds: float
+    # None on runs stored before costs were recorded
+    trainable_params: int | None = None
+    total_params: int | None = None
+    peak_memory_mb: float | None = Field(
+        None, description="peak memory while the stage ran (CUDA allocated, or CPU resident set)"
+    )
+
+
+class TransferCost(BaseModel):
+    """What the transfer cost next to what it gained: the baseline's stages are not counted
+    (the comparison costs them, the user's transfer does not)."""
+
+    seconds: float  # source and transfer stages
+    examples: int  # training examples those stages trained on (rows, not epochs)
+    peak_memory_mb: float | None  # the largest stage's
+    gain_per_hour: float  # mean gain (metric points) per hour of those stages
 
 
 class TransferResultRead(BaseModel):
@@ -118,6 +134,7 @@ class TransferResultRead(BaseModel):
     transfer: Summary
     gain: Summary  # transfer - baseline, paired by seed
     stages: list[StageRead]
+    cost: TransferCost | None = None
 
 
 class TransferRead(BaseModel):

@@ -20,6 +20,7 @@ from service.transfers.schemas import (
     StageRead,
     Summary,
     TaskRef,
+    TransferCost,
     TransferCreate,
     TransferJobConfig,
     TransferRead,
@@ -220,6 +221,23 @@ def _result(result: TransferResult) -> TransferResultRead:
         ),
         gain=Summary(mean=result.gain_mean, std=result.gain_std, values=per_seed["gain"]),
         stages=[StageRead(**stage) for stage in result.stages],
+        cost=transfer_cost([StageRead(**stage) for stage in result.stages], result.gain_mean),
+    )
+
+
+def transfer_cost(stages: list[StageRead], gain: float) -> TransferCost | None:
+    """The source and transfer stages' seconds, examples and peak memory, and the gain per
+    hour they bought; None for a run without timed stages (a sweep's measured rows)."""
+    spent = [s for s in stages if s.kind != "baseline"]
+    seconds = sum(s.seconds for s in spent)
+    if not spent or seconds <= 0:
+        return None
+    peaks = [s.peak_memory_mb for s in spent if s.peak_memory_mb is not None]
+    return TransferCost(
+        seconds=round(seconds, 2),
+        examples=sum(sum(s.train_examples.values()) for s in spent),
+        peak_memory_mb=round(max(peaks), 1) if peaks else None,
+        gain_per_hour=round(gain / seconds * 3600, 3),
     )
 
 
@@ -305,4 +323,7 @@ def _stage(kind: str, seed: int | None, stage: Any) -> dict[str, Any]:
         "train_examples": dict(stage.train_examples),
         "steps": int(stage.steps),
         "seconds": float(stage.seconds),
+        "trainable_params": int(stage.trainable_params),
+        "total_params": int(stage.total_params),
+        "peak_memory_mb": stage.peak_memory_mb,
     }

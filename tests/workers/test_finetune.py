@@ -147,7 +147,8 @@ def test_gradual_unfreezing_trains_the_top_layer_first_then_one_more_each_epoch(
     one_epoch = TrainConfig(
         epochs=1, batch_size=8, learning_rate=1e-3, device="cpu", unfreezing="gradual"
     )
-    train_stage(model, [sentiment_task], tokenizer, one_epoch, seed=0, evaluate_after=False)
+    first = train_stage(model, [sentiment_task], tokenizer, one_epoch, seed=0, evaluate_after=False)
+    assert first.trainable_params < first.total_params  # the cost counts what it trained
     assert _changed(before["top"], top)
     assert not _changed(before["bottom"], bottom) and not _changed(before["emb"], embeddings)
     assert all(p.requires_grad for p in encoder.parameters())  # released for the next stage

@@ -52,6 +52,16 @@ def test_sequential_transfer_with_two_seeds(client, keys, tasks, wait_job):
         ("target", 1),
     ]
     assert result["stages"][3]["train_examples"] == {"target": 16}
+    for stage in result["stages"]:  # what each stage cost besides time
+        assert 0 < stage["trainable_params"] <= stage["total_params"]
+        assert stage["peak_memory_mb"] is None or stage["peak_memory_mb"] > 0
+    cost = result["cost"]  # the source and transfer stages, not the baseline's
+    spent = [s for s in result["stages"] if s["kind"] != "baseline"]
+    assert cost["seconds"] == pytest.approx(sum(s["seconds"] for s in spent), abs=0.01)
+    assert cost["examples"] == sum(sum(s["train_examples"].values()) for s in spent)
+    assert cost["gain_per_hour"] == pytest.approx(
+        result["gain"]["mean"] / cost["seconds"] * 3600, rel=0.01, abs=1e-3
+    )
     for summary in ("baseline", "transfer", "gain"):
         assert len(result[summary]["values"]) == 2
     pairs = zip(result["transfer"]["values"], result["baseline"]["values"], strict=True)
