@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -105,33 +107,54 @@ class StageResult:
 
 
 class PeakMemory:
-    """The peak memory of one stage, not of the process's lifetime: CUDA's allocator counters
-    reset at the start; on Linux CPUs the kernel's peak resident set (``VmHWM``) reset through
-    ``/proc/self/clear_refs``. None where neither is available."""
+    """The peak memory of one stage, not the process's lifetime maximum: CUDA's allocator
+    counters, reset at the start; on a CPU the resident set, sampled every 50 ms by a thread
+    while the stage runs (no process-wide counter is reset: others may read it). None where
+    neither is available."""
+
+    INTERVAL_S = 0.05
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
+        self._peak_kb = 0
+        self._done = threading.Event()
+        self._sampler: threading.Thread | None = None
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            with contextlib.suppress(OSError):
-                Path("/proc/self/clear_refs").write_text("5")
+        elif _resident_kb() is not None:
+            self._sample()
+            self._sampler = threading.Thread(target=self._watch, daemon=True)
+            self._sampler.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        pass
+        self._done.set()
+        if self._sampler is not None:
+            self._sampler.join()
+            self._sample()
 
     def megabytes(self) -> float | None:
         if self.device.type == "cuda":
             return torch.cuda.max_memory_allocated(self.device) / 2**20
-        try:
-            status = Path("/proc/self/status").read_text()
-        except OSError:
-            return None
-        line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), None)
-        return int(line.split()[1]) / 1024 if line else None
+        return self._peak_kb / 1024 if self._peak_kb else None
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.INTERVAL_S):
+            self._sample()
+
+    def _sample(self) -> None:
+        self._peak_kb = max(self._peak_kb, _resident_kb() or 0)
+
+
+def _resident_kb() -> int | None:
+    """This process's resident set (Linux), KB."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def set_seed(seed: int) -> None:
