@@ -145,10 +145,6 @@ def test_transfer_prints_baseline_and_gain(env):
         (("similar", "toy_sts", "--library", ".", "--k", "zero"), "--k takes"),
         (("finetune", "toy_sts", "--seeds", "a,b"), "--seeds takes"),
         (("embed", "toy_sts", "--model", "no-such/encoder-xyz"), "no-such/encoder-xyz"),
-        (
-            ("transfer", "--source", "toy_sts", "--target", "toy_ner", "--strategy", "both"),
-            "unknown strategy",
-        ),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(env, args, message):
@@ -237,3 +233,12 @@ def test_a_bad_setting_is_named_before_any_command_runs(env, monkeypatch):
     assert result.exit_code == 2
     assert "TASKREC_TASKEMB_HEAD_TRAINING='bogus'" in result.stderr
     assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_strategies_and_unfreezing_are_checked_choices_from_the_registry(env):
+    helped = runner.invoke(app, ["transfer", "--help"], env={"COLUMNS": "200"})
+    assert "sequential|multitask|joint" in helped.output and "none|gradual" in helped.output
+    bad = runner.invoke(
+        app, ["transfer", "--source", "toy_sts", "--target", "toy_ner", "--strategy", "both"]
+    )
+    assert bad.exit_code == 2 and "'both' is not one of" in bad.output
