@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from workers.data.sampling import REGIMES, apply_regime
+from workers.data.sampling import REGIMES, apply_regime, sample_target
 from workers.data.schema import TaskData
 from workers.encoder import EncoderRef, load_encoder, load_tokenizer, pick_device
 from workers.features import FeatureConfig
@@ -35,8 +35,6 @@ from workers.finetune import TrainConfig, save_checkpoint, train_stage
 from workers.heads import TaskModel
 from workers.selection.results import ResultsWriter, TransferRow, read_results, repair_tail
 from workers.transfer import train_target
-
-EVAL_SEED = 0  # every seed and source is scored on the same validation rows
 
 # What each regime means when a size is not given: (source rows, target rows, eval rows, features)
 REGIME_DEFAULTS: dict[str, dict] = {
@@ -458,9 +456,7 @@ def _fresh_config(encoder):
 def _target_data(task: TaskData, config: SweepConfig, seed: int) -> TaskData:
     """Training rows sampled with ``seed``; validation rows the same for every seed and source."""
     _, target_n, eval_n = config.sizes()
-    train = apply_regime(task, config.regime, seed=seed, train_n=target_n, eval_n=0)
-    scored = apply_regime(task, config.regime, seed=EVAL_SEED, train_n=0, eval_n=eval_n)
-    return TaskData(task.spec, {"train": train.train, "validation": scored.validation})
+    return sample_target(task, config.regime, seed, target_n, eval_n)
 
 
 def _pin_settings(path: Path, pinned: dict) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -76,8 +76,13 @@ def run_transfer(
     tokenizer: PreTrainedTokenizerBase,
     config: TransferConfig = TransferConfig(),
     progress: ProgressCallback | None = None,
+    target_for_seed: Callable[[int], TaskData] | None = None,
 ) -> TransferResult:
-    """Source stage(s), then the target from that encoder and from the plain one, per seed."""
+    """Source stage(s), then the target from that encoder and from the plain one, per seed.
+
+    ``target_for_seed``: the target as each seed trains on it (``sample_target``: the sweep's
+    protocol, each seed its own training sample); without it every seed trains on ``target``.
+    """
     if not sources:
         raise ValueError("a transfer needs at least one source task")
     chosen = strategy(config.strategy)
@@ -88,17 +93,16 @@ def run_transfer(
         transferred, source_stages = train_sources(sources, plain, tokenizer, config, progress)
     baseline_stages, transfer_stages = [], []
     for seed in config.seeds:
+        seen = target_for_seed(seed) if target_for_seed else target
         baseline_stages.append(
-            train_target(target, plain, tokenizer, config.target_train, seed, "baseline", progress)
+            train_target(seen, plain, tokenizer, config.target_train, seed, "baseline", progress)
         )
         if chosen.source_stage:
             transferred_stage = train_target(
-                target, transferred, tokenizer, config.target_train, seed, "target", progress
+                seen, transferred, tokenizer, config.target_train, seed, "target", progress
             )
         else:
-            transferred_stage = train_joint(
-                sources, target, plain, tokenizer, config, seed, progress
-            )
+            transferred_stage = train_joint(sources, seen, plain, tokenizer, config, seed, progress)
         transfer_stages.append(transferred_stage)
     baseline = [s.metrics[target.name]["score"] for s in baseline_stages]
     transfer = [s.metrics[target.name]["score"] for s in transfer_stages]

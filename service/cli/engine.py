@@ -195,7 +195,7 @@ def transfer(
     as_json: JsonOption = False,
 ) -> None:
     """Train on the source task(s), then the target; report the target next to its baseline."""
-    from workers.data.sampling import apply_regime
+    from workers.data.sampling import apply_regime, sample_target
     from workers.encoder import load_encoder, resolve_encoder
     from workers.finetune import MixingConfig
     from workers.transfer import TransferConfig, run_transfer
@@ -207,9 +207,12 @@ def transfer(
             apply_regime(_load(s, settings), "full", seed=seed_list[0], train_n=source_n)
             for s in source
         ]
-        goal = apply_regime(
-            _load(target, settings), regime, seed=seed_list[0], train_n=target_n, eval_n=eval_n
-        )
+        whole = _load(target, settings)
+
+        def goal_for_seed(seed: int):  # each seed its own training sample, as the sweep's runs
+            return sample_target(whole, regime, seed, target_n, eval_n)
+
+        goal = goal_for_seed(seed_list[0])
         config = TransferConfig(
             strategy=str(strategy),
             seeds=tuple(seed_list),
@@ -225,7 +228,9 @@ def transfer(
         ref = resolve_encoder(model or settings.model)
         encoder, tokenizer = load_encoder(ref)
         with progress_bars(not as_json) as progress:
-            result = run_transfer(sources, goal, encoder, tokenizer, config, progress)
+            result = run_transfer(
+                sources, goal, encoder, tokenizer, config, progress, goal_for_seed
+            )
     if as_json:
         print_json({"model": ref.id, **result.to_dict()})
         return

@@ -14,7 +14,7 @@ class TaskGone(Exception):
 
 
 def run(job: RunningJob) -> None:
-    from workers.data.sampling import apply_regime
+    from workers.data.sampling import apply_regime, sample_target
     from workers.encoder import load_encoder, resolve_encoder
     from workers.finetune import MixingConfig
     from workers.transfer import TransferConfig, run_transfer
@@ -23,13 +23,20 @@ def run(job: RunningJob) -> None:
     config = TransferJobConfig.model_validate(job.config)
     stored = stored_tasks(job, [config.target_task_id, *config.source_task_ids])
     seed = config.seeds[0]
-    target = apply_regime(
-        load_task_data(stored[0], job.settings),
-        config.regime,
-        seed=seed,
-        train_n=config.train_n,
-        eval_n=config.eval_n,
-    )
+    whole_target = load_task_data(stored[0], job.settings)
+    if config.target_sampling == "per_seed":  # each seed its own sample, as the sweep's runs
+
+        def target_for_seed(s: int):
+            return sample_target(whole_target, config.regime, s, config.train_n, config.eval_n)
+    else:  # runs queued before per-seed sampling keep the protocol they were queued with
+        first = apply_regime(
+            whole_target, config.regime, seed=seed, train_n=config.train_n, eval_n=config.eval_n
+        )
+
+        def target_for_seed(_s: int):
+            return first
+
+    target = target_for_seed(seed)
     sources = [
         apply_regime(
             load_task_data(s, job.settings),
@@ -50,7 +57,9 @@ def run(job: RunningJob) -> None:
         mixing=MixingConfig(**config.mixing.model_dump()),
     )
     job.expect_stages(*_stage_sizes(config, sources, target))
-    outcome = run_transfer(sources, target, encoder, tokenizer, transfer_config, job.progress)
+    outcome = run_transfer(
+        sources, target, encoder, tokenizer, transfer_config, job.progress, target_for_seed
+    )
     job.complete(
         lambda session: service.store_result(session, config.run_id, outcome, config.seeds)
     )

@@ -89,6 +89,10 @@ class TransferJobConfig(BaseModel):
     target_train: TrainSettings
     model: str
     device: str | None = None
+    # How the target is sampled: "per_seed" (each seed its own training rows, one validation
+    # sample: the sweep's protocol, since 2026-12-06), or "first_seed" (every seed on the first
+    # seed's sample; jobs queued before)
+    target_sampling: Literal["per_seed", "first_seed"] = "first_seed"
 
 
 class TaskRef(BaseModel):

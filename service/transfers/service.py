@@ -52,6 +52,7 @@ def start(
         source_task_ids=[s.id for s in sources],
         model=body.model or context.settings.model,
         device=context.settings.device,
+        target_sampling="per_seed",
         **body.model_dump(
             include={
                 "strategy",

@@ -66,6 +66,23 @@ def test_joint_trains_the_target_with_its_sources_weighted_and_scores_the_target
     assert result.gain.mean == pytest.approx(result.transfer.mean - result.baseline.mean)
 
 
+def test_each_seed_trains_on_the_target_it_is_given(tiny, toy_tasks):
+    from workers.data.sampling import sample_target
+
+    encoder, tokenizer = tiny
+    whole, asked = toy_tasks["toy_sentiment"], []
+
+    def for_seed(seed):
+        asked.append(seed)
+        return sample_target(whole, "full", seed, 10 + seed, None)
+
+    config = TransferConfig(seeds=(0, 1), source_train=FAST, target_train=FAST)
+    result = run_transfer([toy_tasks["toy_sts"]], whole, encoder, tokenizer, config, None, for_seed)
+    assert asked == [0, 1]
+    assert [s.train_examples["toy_sentiment"] for s in result.baseline_stages] == [10, 11]
+    assert [s.train_examples["toy_sentiment"] for s in result.transfer_stages] == [10, 11]
+
+
 def test_bad_strategy_and_no_source_are_errors(tiny, toy_tasks):
     encoder, tokenizer = tiny
     target = toy_tasks["toy_sentiment"]

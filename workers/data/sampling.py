@@ -45,3 +45,17 @@ def apply_regime(
         for name, rows in task.splits.items()
     }
     return TaskData(spec=task.spec, splits=splits)
+
+
+EVAL_SEED = 0  # every seed and source of a target is scored on the same validation rows
+
+
+def sample_target(
+    task: TaskData, regime: str, seed: int, train_n: int | None, eval_n: int | None
+) -> TaskData:
+    """A transfer target as one seed sees it: training rows sampled with ``seed`` (each seed
+    trains on its own sample, as the sweep's runs do), validation rows the same for every seed
+    (``EVAL_SEED``), so seeds differ in what they learn from, not in what they are scored on."""
+    train = apply_regime(task, regime, seed=seed, train_n=train_n, eval_n=0)
+    scored = apply_regime(task, regime, seed=EVAL_SEED, train_n=0, eval_n=eval_n)
+    return TaskData(task.spec, {"train": train.train, "validation": scored.validation})

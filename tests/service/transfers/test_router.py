@@ -40,6 +40,7 @@ def test_sequential_transfer_with_two_seeds(client, keys, tasks, wait_job):
     run = _run(client, keys.alice, wait_job, body)
     job = client.get(f"/v1/jobs/{run['job_id']}", headers=keys.alice).json()
     assert job["config"]["max_length"] == 24
+    assert job["config"]["target_sampling"] == "per_seed"  # the sweep's protocol
     result = run["result"]
     assert run["sources"] == [{"id": source["id"], "name": "source"}] and run["auto"] is False
     assert result["metric"] == "accuracy"

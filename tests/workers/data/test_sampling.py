@@ -60,3 +60,13 @@ def test_unknown_regime_is_refused() -> None:
         ValueError, match="unknown regime 'tiny' \\(expected one of limited, full\\)"
     ):
         apply_regime(make_task(2, 2), "tiny", seed=0)
+
+
+def test_each_seed_trains_on_its_own_target_sample_and_all_score_on_one(toy_tasks) -> None:
+    from workers.data.sampling import sample_target
+
+    task = toy_tasks["toy_sentiment"]
+    first, second = (sample_target(task, "full", seed, 20, 5) for seed in (0, 1))
+    assert len(first.train) == len(second.train) == 20
+    assert [ex.id for ex in first.train] != [ex.id for ex in second.train]
+    assert [ex.id for ex in first.validation] == [ex.id for ex in second.validation]
