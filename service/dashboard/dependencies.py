@@ -50,6 +50,7 @@ class DashboardState:
     # computed once, kept while their inputs are unchanged
     maps: ResultCache[Any] = field(default_factory=lambda: ResultCache(16, float("inf")))
     lengths: ResultCache[Any] = field(default_factory=lambda: ResultCache(256, float("inf")))
+    map_lock: threading.Lock = field(default_factory=threading.Lock)
     _sessions: Sessions | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

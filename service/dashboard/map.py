@@ -57,8 +57,11 @@ def projection(
     key = (encoder_id, library.version(session, encoder_id), method)
     found = state.maps.get(key)
     if found is None:
-        found = _project(session, encoder_id, key[1], method)
-        state.maps.put(key, found)
+        with state.map_lock:  # two first visits at once compute it once (seconds at 10,000)
+            found = state.maps.get(key)
+            if found is None:
+                found = _project(session, encoder_id, key[1], method)
+                state.maps.put(key, found)
     return found or None
 
 
