@@ -23,7 +23,7 @@ from service.cli.common import (
     user_errors,
 )
 from service.settings import Settings, get_settings
-from service.transfers.schemas import STRATEGIES, UNFREEZING
+from service.transfers.schemas import MIXINGS, REGIMES, STRATEGIES, UNFREEZING
 from workers.selection.methods import choices_text
 
 ModelOption = Annotated[
@@ -35,6 +35,8 @@ ModelOption = Annotated[
 SeedsOption = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")]
 UnfreezingChoice = StrEnum("UnfreezingChoice", {name: name for name in UNFREEZING})
 StrategyChoice = StrEnum("StrategyChoice", {name: name for name in STRATEGIES})
+RegimeChoice = StrEnum("RegimeChoice", {name: name for name in REGIMES})
+MixingChoice = StrEnum("MixingChoice", {name: name for name in MIXINGS})
 UnfreezingOption = Annotated[
     UnfreezingChoice,
     typer.Option(
@@ -102,7 +104,9 @@ def embed(
 
 def finetune(
     task: Annotated[str, typer.Argument(help="Task folder, or a task name under the tasks root.")],
-    regime: Annotated[str, typer.Option(help="limited (1,000 train rows) or full.")] = "full",
+    regime: Annotated[
+        RegimeChoice, typer.Option(help="limited (1,000 train rows) or full.")
+    ] = "full",
     train_n: Annotated[
         int | None, typer.Option(help="Training rows (overrides the regime).")
     ] = None,
@@ -174,13 +178,13 @@ def transfer(
         StrategyChoice, typer.Option(help="How sources and target train (workers.strategies).")
     ] = "sequential",
     mixing: Annotated[
-        str, typer.Option(help="multitask: proportional, temperature or weights.")
+        MixingChoice, typer.Option(help="multitask and joint: how tasks are drawn and weighed.")
     ] = "proportional",
     cap: Annotated[int, typer.Option(help="Examples-proportional size cap K.")] = 2**16,
     temperature: Annotated[float, typer.Option(help="Temperature T for temperature mixing.")] = 2.0,
     weight: Annotated[list[str], typer.Option(help="Loss weight TASK=λ (weights mixing).")] = [],  # noqa: B006
     regime: Annotated[
-        str, typer.Option(help="Target data: limited (1,000 rows) or full.")
+        RegimeChoice, typer.Option(help="Target data: limited (1,000 rows) or full.")
     ] = "full",
     source_n: Annotated[int | None, typer.Option(help="Training rows per source task.")] = None,
     target_n: Annotated[int | None, typer.Option(help="Training rows of the target.")] = None,

@@ -31,10 +31,13 @@ Strategy = Literal[STRATEGIES]  # type: ignore[valid-type]
 REGIMES = ("limited", "full")
 
 
+MIXINGS = ("proportional", "temperature", "weights")
+
+
 class MixingSettings(BaseModel):
     """How multi-task training draws a task per step (``workers.finetune.MixingConfig``)."""
 
-    strategy: Literal["proportional", "temperature", "weights"] = "proportional"
+    strategy: Literal[MIXINGS] = "proportional"  # type: ignore[valid-type]
     cap: int = Field(2**16, ge=1)
     temperature: float = Field(2.0, gt=0)
     weights: dict[str, float] = {}
