@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -146,11 +147,24 @@ def test_task_page_shows_statistics_and_recommendations(client, keys, login, rea
         )
         client.put(f"/v1/library/{task['id']}", headers=keys.admin)
     mine = ready_task(keys.alice, "mine", validation=make_rows(8, 3))
+    _until_ranked(client, keys.alice, mine["id"], 2)  # the page shows what the API ranks
     login(keys.secrets["alice"])
     page = client.get(f"/dashboard/tasks/{mine['id']}").text
     assert "Label distribution" in page and "words per row" in page
     assert page.count('class="place"') == 2 and "lib_one" in page and "lib_two" in page
     assert "Start transfer" in page
+
+
+def _until_ranked(client, headers, task_id: int, count: int, timeout: float = 30.0) -> None:
+    """Wait until the API ranks ``count`` library tasks for ``task_id`` (promotions reach the
+    index on their own time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = client.get(f"/v1/tasks/{task_id}/recommendations", headers=headers)
+        if answer.status_code == 200 and len(answer.json()["ranking"]) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id} never had {count} library tasks ranked")
 
 
 def test_jobs_stream_pushes_rows_on_the_cookie_and_ends_on_revocation(client, keys, login, upload):
