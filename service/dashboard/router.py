@@ -32,7 +32,7 @@ from service.dashboard.exceptions import PageNotFound
 from service.dashboard.quality import SCOPES, quality
 from service.dashboard.session import COOKIE, sign_in
 from service.db import rollback, unit_of_work
-from service.dependencies import ContextDep, ResourceId, SessionDep, SettingsDep
+from service.dependencies import MAX_DB_INT, ContextDep, ResourceId, SessionDep, SettingsDep
 from service.errors import ServiceError
 from service.events import event_stream
 from service.evidence.calibration import coverage
@@ -363,7 +363,7 @@ def map_neighbours(
     state: StateDep,
     session: SessionDep,
     settings: SettingsDep,
-    task_id: Annotated[int, Query(ge=1, le=2**31 - 1)],
+    task_id: Annotated[int, Query(ge=1, le=MAX_DB_INT)],
     method: Literal[task_map.METHODS] = "taskemb",  # type: ignore[valid-type]
 ) -> JSONResponse:
     """The selected task's nearest library tasks in the method's space (for the map's lines)."""
