@@ -95,6 +95,7 @@ async def _sweep_staging(settings: Settings) -> None:
 
 
 def _include_routers(app: FastAPI) -> None:
+    from service.adapters.router import router as adapters
     from service.auth.router import router as auth
     from service.batches.router import router as batches
     from service.embeddings.router import router as embeddings
@@ -108,5 +109,5 @@ def _include_routers(app: FastAPI) -> None:
     from service.transfers.router import router as transfers
 
     routers = (health, auth, tasks, embeddings, evidence, recommendations, library, jobs, transfers)
-    for router in (*routers, oneshot_router, batches):
+    for router in (*routers, oneshot_router, batches, adapters):
         app.include_router(router)

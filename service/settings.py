@@ -53,6 +53,8 @@ class Settings(BaseSettings):
 
     # Source selection (transfer sweeps, evaluation, the learned ranker)
     checkpoints_path: Path | None = None  # sweep source checkpoints; None: <data_dir>/checkpoints
+    # Trained source adapters (adapter and fusion strategies); None: <data_dir>/adapters
+    adapters_path: Path | None = None
     ranker_path: Path | None = None  # the learned ranker (JSON); None: <data_dir>/ranker.json
     selection_methods: str = ",".join(METHODS)  # what `taskrec evaluate` scores by default
 
@@ -193,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def checkpoints_dir(self) -> Path:
         return self.checkpoints_path or self.data_dir / "checkpoints"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.adapters_path or self.data_dir / "adapters"
 
     @property
     def ranker_file(self) -> Path:

@@ -101,6 +101,9 @@ class StageResult:
     trainable_params: int = 0
     total_params: int = 0
     peak_memory_mb: float | None = None
+    # Loaded from a cache (a library adapter) rather than trained by this run: its seconds
+    # are those of its original training
+    cached: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -5,18 +5,28 @@ the encoder on the target, score the target. Sources run ``sequential`` (one sta
 or ``multitask`` (one stage over all sources with shared encoder and per-task heads). Source stages
 run once (with the first seed) and their encoder is reused for every target seed; the baseline
 trains the target from the plain encoder with the same seeds. ``joint`` has no source stage: the
-target trains together with its sources, per seed (``workers.strategies``).
+target trains together with its sources, per seed. ``adapter`` and ``fusion`` keep the encoder
+frozen: their source stage is an adapter per source (from the adapter library when one is given),
+and their baseline a fresh target adapter (``workers.adapters``). ``TRAINING`` says how each
+strategy of ``workers.strategies`` trains.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import statistics
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from workers.adapter_library import AdapterLibrary
+from workers.adapters import AdapterConfig, fused_encoder, load_adapter, train_adapter
+from workers.costs import transfer_cost
 from workers.data.schema import TaskData
 from workers.encoder import pick_device
 from workers.finetune import (
@@ -24,10 +34,11 @@ from workers.finetune import (
     ProgressCallback,
     StageResult,
     TrainConfig,
+    set_seed,
     train_stage,
 )
 from workers.heads import TaskModel
-from workers.strategies import strategy
+from workers.strategies import check_sources, strategy
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class TransferConfig:
     source_train: TrainConfig = field(default_factory=TrainConfig)
     target_train: TrainConfig = field(default_factory=TrainConfig)
     mixing: MixingConfig = field(default_factory=MixingConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)  # adapter and fusion
 
 
 @dataclass
@@ -68,6 +80,10 @@ class TransferResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def cost(self) -> dict | None:
+        """``workers.costs.transfer_cost`` of the source and transfer stages."""
+        return transfer_cost([*self.source_stages, *self.transfer_stages], self.gain.mean)
+
 
 def run_transfer(
     sources: Sequence[TaskData],
@@ -77,33 +93,37 @@ def run_transfer(
     config: TransferConfig = TransferConfig(),
     progress: ProgressCallback | None = None,
     target_for_seed: Callable[[int], TaskData] | None = None,
+    adapters: AdapterLibrary | None = None,
 ) -> TransferResult:
-    """Source stage(s), then the target from that encoder and from the plain one, per seed.
+    """Source stage(s), then the target from that start and the baseline, per seed.
 
     ``target_for_seed``: the target as each seed trains on it (``sample_target``: the sweep's
     protocol, each seed its own training sample); without it every seed trains on ``target``.
+    ``adapters``: where adapter strategies find and keep source adapters; without it they are
+    trained into a temporary library that ends with this call.
     """
     if not sources:
         raise ValueError("a transfer needs at least one source task")
     chosen = strategy(config.strategy)
-    device = pick_device(config.target_train.device)
-    plain = encoder.to(device)
-    source_stages: list[StageResult] = []
-    if chosen.source_stage:
-        transferred, source_stages = train_sources(sources, plain, tokenizer, config, progress)
-    baseline_stages, transfer_stages = [], []
-    for seed in config.seeds:
-        seen = target_for_seed(seed) if target_for_seed else target
-        baseline_stages.append(
-            train_target(seen, plain, tokenizer, config.target_train, seed, "baseline", progress)
+    check_sources(chosen.name, len(sources))
+    if chosen.kind == "adapter" and "gradual" in (
+        config.source_train.unfreezing,
+        config.target_train.unfreezing,
+    ):
+        raise ValueError("gradual unfreezing applies to full-model stages, not adapter strategies")
+    training = TRAINING[chosen.name]
+    plain = encoder.to(pick_device(config.target_train.device))
+    with tempfile.TemporaryDirectory(prefix="taskrec-adapters-") as scratch:
+        library = adapters or AdapterLibrary(Path(scratch), "unnamed")
+        start, source_stages = training.sources(
+            sources, plain, tokenizer, config, progress, library
         )
-        if chosen.source_stage:
-            transferred_stage = train_target(
-                seen, transferred, tokenizer, config.target_train, seed, "target", progress
-            )
-        else:
-            transferred_stage = train_joint(sources, seen, plain, tokenizer, config, seed, progress)
-        transfer_stages.append(transferred_stage)
+        baseline_stages, transfer_stages = [], []
+        for seed in config.seeds:
+            seen = target_for_seed(seed) if target_for_seed else target
+            run = SeedRun(sources, seen, plain, tokenizer, config, seed, progress)
+            baseline_stages.append(training.baseline(run))
+            transfer_stages.append(training.transfer(start, run))
     baseline = [s.metrics[target.name]["score"] for s in baseline_stages]
     transfer = [s.metrics[target.name]["score"] for s in transfer_stages]
     return TransferResult(
@@ -126,6 +146,7 @@ def train_sources(
     tokenizer: PreTrainedTokenizerBase,
     config: TransferConfig,
     progress: ProgressCallback | None = None,
+    _library: AdapterLibrary | None = None,
 ) -> tuple[PreTrainedModel, list[StageResult]]:
     """The intermediate stage(s) on a copy of ``encoder``; returns the trained encoder alone."""
     model = TaskModel(copy.deepcopy(encoder))
@@ -207,3 +228,139 @@ def train_joint(
         stage=f"joint:{target.name}:seed{seed}",
         progress=progress,
     )
+
+
+def source_adapters(
+    sources: Sequence[TaskData],
+    encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    config: TransferConfig,
+    progress: ProgressCallback | None,
+    library: AdapterLibrary,
+) -> tuple[list[Path], list[StageResult]]:
+    """Each source's adapter from ``library``, trained there first where it has none."""
+    found = [
+        library.get_or_train(
+            source,
+            encoder,
+            tokenizer,
+            config.source_train,
+            config.adapter,
+            config.seeds[0],
+            progress,
+        )
+        for source in sources
+    ]
+    return [path for path, _ in found], [stage for _, stage in found]
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """What one seed's baseline and transfer train with."""
+
+    sources: Sequence[TaskData]
+    target: TaskData  # as this seed samples it
+    plain: PreTrainedModel  # the encoder before any stage
+    tokenizer: PreTrainedTokenizerBase
+    config: TransferConfig
+    seed: int
+    progress: ProgressCallback | None
+
+    def label(self, stage: str) -> str:
+        return f"{stage}:{self.target.name}:seed{self.seed}"
+
+
+def full_baseline(run: SeedRun) -> StageResult:
+    """The target fine-tuned from the plain encoder."""
+    config = run.config.target_train
+    return train_target(
+        run.target, run.plain, run.tokenizer, config, run.seed, "baseline", run.progress
+    )
+
+
+def adapter_baseline(run: SeedRun) -> StageResult:
+    """A fresh adapter and head on the target over the frozen plain encoder."""
+    return _train_target_adapter(run, copy.deepcopy(run.plain), "baseline")
+
+
+def transfer_from_encoder(encoder: PreTrainedModel, run: SeedRun) -> StageResult:
+    """The target fine-tuned from the source-trained encoder."""
+    config = run.config.target_train
+    return train_target(
+        run.target, encoder, run.tokenizer, config, run.seed, "target", run.progress
+    )
+
+
+def transfer_joint(_start: None, run: SeedRun) -> StageResult:
+    """The target trained together with its sources (``train_joint``)."""
+    return train_joint(
+        run.sources, run.target, run.plain, run.tokenizer, run.config, run.seed, run.progress
+    )
+
+
+def transfer_adapter(paths: list[Path], run: SeedRun) -> StageResult:
+    """The target's adapter over the source's: stacked (the source adapter merged into the
+    frozen encoder, a fresh one on top) or continuing the source adapter itself."""
+    if run.config.adapter.transfer == "continue":
+        start = load_adapter(copy.deepcopy(run.plain), paths[0], trainable=True)
+    else:
+        start = load_adapter(copy.deepcopy(run.plain), paths[0]).merge_and_unload()
+    return _train_target_adapter(run, start, "target")
+
+
+def transfer_fusion(paths: list[Path], run: SeedRun) -> StageResult:
+    """AdapterFusion over the sources' frozen adapters, trained with a fresh target head."""
+    set_seed(run.seed)  # the fusion layers' initial weights are the seed's
+    model = TaskModel(fused_encoder(copy.deepcopy(run.plain), paths))
+    config = run.config
+    train = dataclasses.replace(
+        config.target_train, learning_rate=config.adapter.fusion_learning_rate
+    )
+    return train_stage(
+        model,
+        [run.target],
+        run.tokenizer,
+        train,
+        seed=run.seed,
+        stage=run.label("fusion"),
+        progress=run.progress,
+    )
+
+
+def _train_target_adapter(run: SeedRun, encoder, stage: str) -> StageResult:
+    config = run.config
+    _, result = train_adapter(
+        run.target,
+        encoder,
+        run.tokenizer,
+        config.target_train,
+        config.adapter,
+        run.seed,
+        run.label(stage),
+        run.progress,
+    )
+    return result
+
+
+def _no_source_stage(*_args) -> tuple[None, list[StageResult]]:
+    return None, []
+
+
+@dataclass(frozen=True)
+class StrategyTraining:
+    """How one strategy trains: its source stage (once per transfer: returns what the transfers
+    start from, and its stages), its no-transfer baseline and its transfer (once per seed)."""
+
+    sources: Callable[..., tuple[Any, list[StageResult]]]
+    baseline: Callable[[SeedRun], StageResult]
+    transfer: Callable[[Any, SeedRun], StageResult]
+
+
+# One entry per name in workers.strategies.STRATEGIES
+TRAINING: dict[str, StrategyTraining] = {
+    "sequential": StrategyTraining(train_sources, full_baseline, transfer_from_encoder),
+    "multitask": StrategyTraining(train_sources, full_baseline, transfer_from_encoder),
+    "joint": StrategyTraining(_no_source_stage, full_baseline, transfer_joint),
+    "adapter": StrategyTraining(source_adapters, adapter_baseline, transfer_adapter),
+    "fusion": StrategyTraining(source_adapters, adapter_baseline, transfer_fusion),
+}

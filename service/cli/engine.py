@@ -25,6 +25,7 @@ from service.cli.common import (
 from service.settings import Settings, get_settings
 from service.transfers.schemas import MIXINGS, REGIMES, STRATEGIES, UNFREEZING
 from workers.selection.methods import choices_text
+from workers.strategies import ADAPTER_TRANSFERS
 
 ModelOption = Annotated[
     str | None,
@@ -37,6 +38,7 @@ UnfreezingChoice = StrEnum("UnfreezingChoice", {name: name for name in UNFREEZIN
 StrategyChoice = StrEnum("StrategyChoice", {name: name for name in STRATEGIES})
 RegimeChoice = StrEnum("RegimeChoice", {name: name for name in REGIMES})
 MixingChoice = StrEnum("MixingChoice", {name: name for name in MIXINGS})
+AdapterTransferChoice = StrEnum("AdapterTransferChoice", {n: n for n in ADAPTER_TRANSFERS})
 UnfreezingOption = Annotated[
     UnfreezingChoice,
     typer.Option(
@@ -195,10 +197,33 @@ def transfer(
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
     seeds: SeedsOption = "0",
     unfreezing: UnfreezingOption = "none",
+    adapter_transfer: Annotated[
+        AdapterTransferChoice,
+        typer.Option(
+            help="adapter: stack (a fresh target adapter over the merged source adapter) or "
+            "continue (the source adapter goes on training on the target)."
+        ),
+    ] = "stack",
+    adapter_rank: Annotated[
+        int | None, typer.Option(help="adapter and fusion: LoRA rank (default 16).")
+    ] = None,
+    adapter_lr: Annotated[
+        float | None,
+        typer.Option(help="adapter and fusion: adapter stages' learning rate (default 1e-3)."),
+    ] = None,
+    fusion_lr: Annotated[
+        float | None, typer.Option(help="fusion: the fusion stage's learning rate (default 1e-3).")
+    ] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train on the source task(s), then the target; report the target next to its baseline."""
+    """Train on the source task(s), then the target; report the target next to its baseline.
+
+    adapter and fusion keep the encoder frozen; source adapters are kept in the adapter library
+    (TASKREC_ADAPTERS_PATH, default <data dir>/adapters) and reused by the next transfer from
+    the same source, rows, epochs and seed."""
+    from workers.adapter_library import AdapterLibrary
+    from workers.adapters import AdapterConfig
     from workers.data.sampling import apply_regime, sample_target
     from workers.encoder import load_encoder, resolve_encoder
     from workers.finetune import MixingConfig
@@ -207,6 +232,14 @@ def transfer(
     settings = get_settings()
     with user_errors():
         seed_list = _seeds(seeds)
+        given = {
+            "rank": adapter_rank,
+            "learning_rate": adapter_lr,
+            "fusion_learning_rate": fusion_lr,
+        }
+        adapter = AdapterConfig(
+            transfer=str(adapter_transfer), **{k: v for k, v in given.items() if v is not None}
+        )
         sources = [
             apply_regime(_load(s, settings), "full", seed=seed_list[0], train_n=source_n)
             for s in source
@@ -227,22 +260,32 @@ def transfer(
             mixing=MixingConfig(
                 strategy=mixing, cap=cap, temperature=temperature, weights=_weights(weight)
             ),
+            adapter=adapter,
         )
         config.mixing.rates({s.name: len(s.train) for s in sources})  # fail fast on a bad rule
         ref = resolve_encoder(model or settings.model)
         encoder, tokenizer = load_encoder(ref)
+        library = AdapterLibrary(settings.adapters_dir, ref.id)
         with progress_bars(not as_json) as progress:
             result = run_transfer(
-                sources, goal, encoder, tokenizer, config, progress, goal_for_seed
+                sources, goal, encoder, tokenizer, config, progress, goal_for_seed, library
             )
+    cost = result.cost()
     if as_json:
-        print_json({"model": ref.id, **result.to_dict()})
+        print_json({"model": ref.id, **result.to_dict(), "cost": cost})
         return
     stdout.print(
         f"{' → '.join(result.sources)} → {result.target} ({result.strategy}, {result.metric}, "
         f"seeds {seed_list}):\n  baseline {result.baseline.mean:.2f} ± {result.baseline.std:.2f}"
         f"\n  transfer {result.transfer.mean:.2f} ± {result.transfer.std:.2f}"
         f"\n  gain     {result.gain.mean:+.2f} ± {result.gain.std:.2f}"
+        f"\n  cost     {cost['seconds']:.0f} s on {cost['examples']} examples"
+        + (
+            f" ({cost['cached_seconds']:.0f} s more of cached adapters' training not spent)"
+            if cost["cached_seconds"]
+            else ""
+        )
+        + f": {cost['gain_per_hour']:+.2f} points an hour (baseline stages not counted)"
     )
 
 

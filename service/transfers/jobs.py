@@ -14,6 +14,8 @@ class TaskGone(Exception):
 
 
 def run(job: RunningJob) -> None:
+    from workers.adapter_library import AdapterLibrary
+    from workers.adapters import AdapterConfig
     from workers.data.sampling import apply_regime, sample_target
     from workers.encoder import load_encoder, resolve_encoder
     from workers.finetune import MixingConfig
@@ -48,30 +50,52 @@ def run(job: RunningJob) -> None:
         for s in stored[1:]
     ]
     job.check()
-    encoder, tokenizer = load_encoder(resolve_encoder(config.model))
+    ref = resolve_encoder(config.model)
+    encoder, tokenizer = load_encoder(ref)
+    library = AdapterLibrary(job.settings.adapters_dir, ref.id)
     transfer_config = TransferConfig(
         strategy=config.strategy,
         seeds=tuple(config.seeds),
         source_train=_train_config(config.source_train, config.device, config.max_length),
         target_train=_train_config(config.target_train, config.device, config.max_length),
         mixing=MixingConfig(**config.mixing.model_dump()),
+        adapter=AdapterConfig(**config.adapter.model_dump()),
     )
-    job.expect_stages(*_stage_sizes(config, sources, target))
+    stored_adapters = [
+        library.get(library.key(s, transfer_config.source_train, transfer_config.adapter, seed))
+        for s in sources
+    ]
+    job.expect_stages(*_stage_sizes(config, sources, target, stored_adapters))
     outcome = run_transfer(
-        sources, target, encoder, tokenizer, transfer_config, job.progress, target_for_seed
+        sources,
+        target,
+        encoder,
+        tokenizer,
+        transfer_config,
+        job.progress,
+        target_for_seed,
+        library,
     )
     job.complete(
         lambda session: service.store_result(session, config.run_id, outcome, config.seeds)
     )
 
 
-def _stage_sizes(config: TransferJobConfig, sources, target) -> tuple[int, list[float]]:
+def _stage_sizes(
+    config: TransferJobConfig, sources, target, stored_adapters: list
+) -> tuple[int, list[float]]:
     """The stages in the order they run, each weighed by its training examples (rows ×
     epochs): the source stage(s), then per seed the baseline and the transfer (a joint
-    strategy's transfer trains the target and its sources together)."""
+    strategy's transfer trains the target and its sources together). A source adapter the
+    library already holds is loaded, not trained: it reports no stage."""
     from workers.strategies import strategy
 
     source_rows = [len(s.train) * config.source_train.epochs for s in sources]
+    if strategy(config.strategy).kind == "adapter":
+        source_rows = [
+            0.0 if stored else rows
+            for rows, stored in zip(source_rows, stored_adapters, strict=True)
+        ]
     if config.strategy == "multitask":
         source_rows = [sum(source_rows)]
     target_rows = len(target.train) * config.target_train.epochs

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from service.dependencies import DbId
 from service.recommendations.schemas import RankMethod
+from workers.strategies import ADAPTER_TRANSFERS
 from workers.strategies import STRATEGIES as TRANSFER_STRATEGIES
 
 UNFREEZING = ("none", "gradual")
@@ -43,6 +44,22 @@ class MixingSettings(BaseModel):
     weights: dict[str, float] = {}
 
 
+class AdapterSettings(BaseModel):
+    """adapter and fusion strategies: the adapters' shape and steps (``workers.adapters``);
+    the encoder stays frozen."""
+
+    rank: int = Field(16, ge=1, le=256, description="LoRA rank of each layer's adapter")
+    alpha: float = Field(32.0, gt=0, le=1024)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="adapter stages' learning rate")
+    fusion_learning_rate: float = Field(1e-3, gt=0, le=1)
+    transfer: Literal[ADAPTER_TRANSFERS] = Field(  # type: ignore[valid-type]
+        "stack",
+        description="adapter: stack (a fresh target adapter over the merged source adapter) or "
+        "continue (the source adapter goes on training on the target)",
+    )
+
+
 class TransferSettings(BaseModel):
     """How a transfer runs, whatever its target and sources."""
 
@@ -54,6 +71,7 @@ class TransferSettings(BaseModel):
     )
     strategy: Strategy = "sequential"
     mixing: MixingSettings = MixingSettings()
+    adapter: AdapterSettings = AdapterSettings()
     regime: Literal[REGIMES] = "limited"  # type: ignore[valid-type]  # target training size
     train_n: int | None = Field(None, ge=1, description="target training rows (overrides regime)")
     eval_n: int | None = Field(None, ge=1, description="validation rows scored per task")
@@ -82,6 +100,7 @@ class TransferJobConfig(BaseModel):
     source_task_ids: list[int]
     strategy: str
     mixing: MixingSettings
+    adapter: AdapterSettings = AdapterSettings()  # jobs queued before adapters: the default
     regime: str
     train_n: int | None
     eval_n: int | None
@@ -123,16 +142,23 @@ class StageRead(BaseModel):
     peak_memory_mb: float | None = Field(
         None, description="peak memory while the stage ran (CUDA allocated, or CPU resident set)"
     )
+    cached: bool = Field(
+        False,
+        description="loaded from the adapter library, not trained by this run (its seconds are "
+        "those of its original training)",
+    )
 
 
 class TransferCost(BaseModel):
     """What the transfer cost next to what it gained: the baseline's stages are not counted
     (the comparison costs them, the user's transfer does not)."""
 
-    seconds: float  # source and transfer stages
+    seconds: float  # source and transfer stages this run trained
     examples: int  # training examples those stages trained on (rows, not epochs)
     peak_memory_mb: float | None  # the largest stage's
-    gain_per_hour: float  # mean gain (metric points) per hour of those stages
+    gain_per_hour: float | None  # mean gain (metric points) per hour of those stages
+    cached_seconds: float = 0.0  # cached adapters' original training, not spent by this run
+    gain_per_hour_with_cached: float | None = None  # counting that training too
 
 
 class TransferResultRead(BaseModel):

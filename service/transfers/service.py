@@ -27,6 +27,7 @@ from service.transfers.schemas import (
     TransferResultRead,
     TransferSettings,
 )
+from workers.strategies import check_sources
 
 SettingsT = TypeVar("SettingsT", bound=TransferSettings)
 
@@ -43,6 +44,10 @@ def start(
     target = tasks.visible(session, owner, body.target_task_id)
     require_labels(target)
     sources, method = _sources(session, context, owner, target, body)
+    try:
+        check_sources(body.strategy, len(sources))
+    except ValueError as error:
+        raise TransferInvalid(str(error)) from None
     body = body.model_copy(update={"method": method})  # the run records what picked
     body = with_size_defaults(body, context.settings)
     run = create_run(session, owner, target, sources, body, auto=body.sources == "auto")
@@ -57,6 +62,7 @@ def start(
             include={
                 "strategy",
                 "mixing",
+                "adapter",
                 "regime",
                 "train_n",
                 "eval_n",
@@ -227,19 +233,12 @@ def _result(result: TransferResult) -> TransferResultRead:
 
 
 def transfer_cost(stages: list[StageRead], gain: float) -> TransferCost | None:
-    """The source and transfer stages' seconds, examples and peak memory, and the gain per
-    hour they bought; None for a run without timed stages (a sweep's measured rows)."""
-    spent = [s for s in stages if s.kind != "baseline"]
-    seconds = sum(s.seconds for s in spent)
-    if not spent or seconds <= 0:
-        return None
-    peaks = [s.peak_memory_mb for s in spent if s.peak_memory_mb is not None]
-    return TransferCost(
-        seconds=round(seconds, 2),
-        examples=sum(sum(s.train_examples.values()) for s in spent),
-        peak_memory_mb=round(max(peaks), 1) if peaks else None,
-        gain_per_hour=round(gain / seconds * 3600, 3),
-    )
+    """``workers.costs.transfer_cost`` of the source and transfer stages; None for a run
+    without timed stages (a sweep's measured rows)."""
+    from workers.costs import transfer_cost as cost_of
+
+    cost = cost_of([s for s in stages if s.kind != "baseline"], gain)
+    return TransferCost(**cost) if cost else None
 
 
 def store_result(session: Session, run_id: int, outcome: Any, seeds: list[int]) -> dict[str, Any]:
@@ -327,4 +326,5 @@ def _stage(kind: str, seed: int | None, stage: Any) -> dict[str, Any]:
         "trainable_params": int(stage.trainable_params),
         "total_params": int(stage.total_params),
         "peak_memory_mb": stage.peak_memory_mb,
+        "cached": bool(stage.cached),
     }

@@ -165,3 +165,74 @@ def test_a_joint_transfer_runs_through_the_api(client, keys, tasks, wait_job):
     kinds = [(s["kind"], s["tasks"]) for s in run["result"]["stages"]]
     assert kinds == [("baseline", ["target"]), ("target", ["target", "source"])]
     assert list(run["result"]["stages"][1]["metrics"]) == ["target"]
+
+
+def test_adapter_transfers_reuse_the_library_adapter_which_admins_can_delete(
+    client, keys, tasks, wait_job
+):
+    source, target = tasks
+    body = {
+        "target_task_id": target["id"],
+        "sources": [source["id"]],
+        "strategy": "adapter",
+        "adapter": {"rank": 4, "transfer": "continue"},
+        "seeds": [0],
+        "train_n": 16,
+        "max_length": 24,
+        "source_train": FAST,
+        "target_train": FAST,
+    }
+    first = _run(client, keys.alice, wait_job, body)
+    assert first["config"]["adapter"]["transfer"] == "continue"
+    stage = first["result"]["stages"][0]
+    assert (stage["kind"], stage["cached"]) == ("source", False)
+    assert 0 < stage["trainable_params"] < stage["total_params"] / 5  # the encoder stays frozen
+    [adapter] = client.get("/v1/adapters", headers=keys.bob).json()["items"]
+    assert adapter["task"] == "source" and adapter["rows"] == stage["train_examples"]["source"]
+    assert adapter["settings"]["adapter"]["rank"] == 4
+
+    second = _run(client, keys.alice, wait_job, body)  # the source stage is the library's
+    stage = second["result"]["stages"][0]
+    assert stage["cached"] is True and stage["seconds"] == pytest.approx(
+        adapter["seconds"], abs=0.01
+    )
+    cost = second["result"]["cost"]
+    assert cost["cached_seconds"] == pytest.approx(adapter["seconds"], abs=0.01)
+    assert cost["seconds"] < first["result"]["cost"]["seconds"]
+    assert client.get("/v1/adapters?task=other", headers=keys.alice).json()["total"] == 0
+
+    key = adapter["key"]
+    assert client.delete(f"/v1/adapters/{key}", headers=keys.alice).status_code == 403
+    assert client.delete(f"/v1/adapters/{key}", headers=keys.admin).status_code == 204
+    assert client.delete(f"/v1/adapters/{key}", headers=keys.admin).status_code == 404
+    assert client.delete("/v1/adapters/..", headers=keys.admin).status_code in (404, 422)
+    assert client.get("/v1/adapters", headers=keys.alice).json()["total"] == 0
+
+
+def test_fusion_runs_through_the_api_and_adapter_takes_one_source(
+    client, keys, tasks, wait_job, ready_task
+):
+    source, target = tasks
+    other = ready_task(keys.alice, "other", offset=3)
+    body = {
+        "target_task_id": target["id"],
+        "sources": [source["id"]],
+        "strategy": "fusion",
+        "adapter": {"rank": 4},
+        "seeds": [0],
+        "train_n": 16,
+        "max_length": 24,
+        "source_train": FAST,
+        "target_train": FAST,
+    }
+    run = _run(client, keys.alice, wait_job, body)
+    kinds = [s["kind"] for s in run["result"]["stages"]]
+    assert kinds == ["source", "baseline", "target"] and run["strategy"] == "fusion"
+    two = {**body, "strategy": "adapter", "sources": [source["id"], other["id"]]}
+    refused = client.post("/v1/transfers", json=two, headers=keys.alice)
+    assert refused.status_code == 422 and "at most 1 source" in refused.json()["message"]
+    assert client.get("/v1/transfers", headers=keys.alice).json()["total"] == 1  # nothing left
+    bad = {**body, "adapter": {"transfer": "sideways"}}
+    refused = client.post("/v1/transfers", json=bad, headers=keys.alice)
+    assert refused.status_code == 422
+    assert any("transfer" in p["field"] for p in refused.json()["problems"])

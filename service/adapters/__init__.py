@@ -1,0 +1,1 @@
+"""The adapter library over HTTP: trained source adapters, listed and deleted (admins)."""

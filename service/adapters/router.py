@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from service.adapters import service
+from service.adapters.exceptions import AdapterBusy, AdapterNotFound
+from service.adapters.schemas import AdapterList
+from service.auth.dependencies import AdminOwner, CurrentOwner
+from service.auth.exceptions import AdminRequired, NotAuthenticated
+from service.dependencies import SettingsDep
+from service.errors import responses
+
+router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=responses(NotAuthenticated))
+
+AdapterKey = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$", description="the adapter's key")]
+
+
+@router.get("", response_model=AdapterList)
+def list_adapters(
+    _owner: CurrentOwner,
+    settings: SettingsDep,
+    task: Annotated[str | None, Query(max_length=200, description="one task's only")] = None,
+) -> AdapterList:
+    """The library's trained source adapters, newest first: what adapter and fusion transfers
+    reuse instead of training a source stage."""
+    items = service.list_adapters(settings, task)
+    return AdapterList(items=items, total=len(items))
+
+
+@router.delete(
+    "/{key}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=responses(AdminRequired, AdapterNotFound, AdapterBusy),
+)
+def delete_adapter(key: AdapterKey, _admin: AdminOwner, settings: SettingsDep) -> Response:
+    """Delete one adapter (admins); the next transfer that needs it trains it again."""
+    service.delete_adapter(settings, key)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

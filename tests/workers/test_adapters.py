@@ -1,0 +1,166 @@
+"""Adapters over the frozen encoder, AdapterFusion, the adapter library, and their strategies."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from workers.adapter_library import AdapterLibrary
+from workers.adapters import AdapterConfig, AdapterFusion, adapter_modules, fused_encoder
+from workers.finetune import TrainConfig
+from workers.strategies import STRATEGIES
+from workers.transfer import TRAINING, TransferConfig, run_transfer
+
+FAST = TrainConfig(epochs=2, batch_size=8, learning_rate=1e-3, device="cpu")
+ADAPTER = AdapterConfig(rank=4, alpha=8)
+
+
+def adapter_config(strategy: str, **adapter) -> TransferConfig:
+    return TransferConfig(
+        strategy=strategy,
+        seeds=(0, 1),
+        source_train=FAST,
+        target_train=FAST,
+        adapter=dataclasses.replace(ADAPTER, **adapter),
+    )
+
+
+def test_every_registered_strategy_has_its_training():
+    assert set(TRAINING) == set(STRATEGIES)
+
+
+def test_adapters_sit_on_each_layers_feed_forward_output(tiny):
+    encoder, _ = tiny
+    assert adapter_modules(encoder) == [
+        "encoder.layer.0.output.dense",
+        "encoder.layer.1.output.dense",
+    ]
+
+
+def test_adapter_transfer_trains_adapters_only_and_reports_the_cost(tiny, toy_tasks, tmp_path):
+    encoder, tokenizer = tiny
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    library = AdapterLibrary(tmp_path, "tiny@1")
+    config = adapter_config("adapter")
+    result = run_transfer(
+        [toy_tasks["toy_sts"]], toy_tasks["toy_sentiment"], encoder, tokenizer, config,
+        adapters=library,
+    )  # fmt: skip
+    assert all((encoder.state_dict()[k] == v).all() for k, v in before.items())
+    [source] = result.source_stages
+    assert source.tasks == ["toy_sts"] and not source.cached and source.metrics == {}
+    stages = [source, *result.baseline_stages, *result.transfer_stages]
+    for stage in stages:  # a small fraction of the model trains: adapter(s) and head
+        assert 0 < stage.trainable_params < stage.total_params / 5
+    assert len(result.transfer_stages) == 2
+    assert result.gain.mean == pytest.approx(result.transfer.mean - result.baseline.mean)
+    assert [a.task for a in library.entries()] == ["toy_sts"]
+
+
+def test_a_second_transfer_from_the_same_source_reuses_its_adapter(tiny, toy_tasks, tmp_path):
+    encoder, tokenizer = tiny
+    library = AdapterLibrary(tmp_path, "tiny@1")
+    config = adapter_config("adapter")
+    source, target = [toy_tasks["toy_sts"]], toy_tasks["toy_sentiment"]
+    first = run_transfer(source, target, encoder, tokenizer, config, adapters=library)
+    second = run_transfer(source, target, encoder, tokenizer, config, adapters=library)
+    assert not first.source_stages[0].cached and second.source_stages[0].cached
+    assert second.source_stages[0].seconds == pytest.approx(first.source_stages[0].seconds)
+    # Same adapter, same seeds: the same result
+    assert second.transfer.values == pytest.approx(first.transfer.values)
+    # Other rows are another adapter
+    fewer = dataclasses.replace(toy_tasks["toy_sts"], splits={
+        **toy_tasks["toy_sts"].splits, "train": toy_tasks["toy_sts"].train[:12]
+    })  # fmt: skip
+    third = run_transfer([fewer], target, encoder, tokenizer, config, adapters=library)
+    assert not third.source_stages[0].cached and len(library.entries()) == 2
+
+
+def test_stacking_and_continuing_the_source_adapter_differ(tiny, toy_tasks, tmp_path):
+    encoder, tokenizer = tiny
+    library = AdapterLibrary(tmp_path, "tiny@1")
+    source, target = [toy_tasks["toy_ner"]], toy_tasks["toy_sts"]
+    stacked = run_transfer(
+        source, target, encoder, tokenizer, adapter_config("adapter"), adapters=library
+    )
+    continued = run_transfer(
+        source, target, encoder, tokenizer, adapter_config("adapter", transfer="continue"),
+        adapters=library,
+    )  # fmt: skip
+    assert continued.source_stages[0].cached  # the transfer mode is not part of the key
+    # Stacking adds a second adapter's parameters; continuing trains the source's
+    assert (
+        stacked.transfer_stages[0].trainable_params == continued.transfer_stages[0].trainable_params
+    )
+    assert stacked.baseline.values == pytest.approx(continued.baseline.values)
+
+
+def test_adapter_strategy_takes_one_source_and_no_gradual_unfreezing(tiny, toy_tasks):
+    encoder, tokenizer = tiny
+    target = toy_tasks["toy_sentiment"]
+    with pytest.raises(ValueError, match="at most 1 source"):
+        run_transfer(
+            [toy_tasks["toy_sts"], toy_tasks["toy_ner"]], target, encoder, tokenizer,
+            adapter_config("adapter"),
+        )  # fmt: skip
+    gradual = dataclasses.replace(
+        adapter_config("fusion"), target_train=dataclasses.replace(FAST, unfreezing="gradual")
+    )
+    with pytest.raises(ValueError, match="full-model stages"):
+        run_transfer([toy_tasks["toy_sts"]], target, encoder, tokenizer, gradual)
+
+
+def test_fusion_attends_over_every_source_adapter_and_trains_only_fusion_and_head(
+    tiny, toy_tasks, tmp_path
+):
+    encoder, tokenizer = tiny
+    library = AdapterLibrary(tmp_path, "tiny@1")
+    sources = [toy_tasks["toy_sts"], toy_tasks["toy_ner"], toy_tasks["toy_choice"]]
+    result = run_transfer(
+        sources, toy_tasks["toy_sentiment"], encoder, tokenizer, adapter_config("fusion"),
+        adapters=library,
+    )  # fmt: skip
+    assert [s.tasks for s in result.source_stages] == [["toy_sts"], ["toy_ner"], ["toy_choice"]]
+    assert len(library.entries()) == 3
+    hidden, layers = 32, 2
+    fusion_params = layers * (2 * (hidden * hidden + hidden) + hidden * hidden)
+    head_params = hidden * 2 + 2
+    assert result.transfer_stages[0].trainable_params == fusion_params + head_params
+
+
+def test_fusion_starts_as_the_mean_of_the_adapter_outputs():
+    fusion = AdapterFusion(8)
+    torch.nn.init.zeros_(fusion.query.weight)  # equal scores: softmax is uniform
+    layer_output, outputs = torch.randn(2, 3, 8), torch.randn(2, 3, 4, 8)
+    fused = fusion(layer_output, outputs)
+    assert torch.allclose(fused, outputs.mean(-2), atol=1e-6)
+
+
+def test_fused_encoder_keeps_the_adapters_frozen(tiny, toy_tasks, tmp_path):
+    encoder, tokenizer = tiny
+    library = AdapterLibrary(tmp_path, "tiny@1")
+    paths = [
+        library.get_or_train(toy_tasks[name], encoder, tokenizer, FAST, ADAPTER, 0)[0]
+        for name in ("toy_sts", "toy_ner")
+    ]
+    fused = fused_encoder(encoder, paths)
+    trainable = {n for n, p in fused.named_parameters() if p.requires_grad}
+    assert trainable and all(".fusion." in n for n in trainable)
+    batch = tokenizer(["a film"], return_tensors="pt")
+    assert fused(**batch).last_hidden_state.shape == (1, batch["input_ids"].shape[1], 32)
+
+
+def test_library_lists_and_deletes_adapters(tiny, toy_tasks, tmp_path):
+    encoder, tokenizer = tiny
+    library = AdapterLibrary(tmp_path, "tiny@1")
+    path, stage = library.get_or_train(toy_tasks["toy_sts"], encoder, tokenizer, FAST, ADAPTER, 0)
+    [stored] = library.entries()
+    assert stored.path == path and stored.task == "toy_sts" and stored.encoder == "tiny@1"
+    assert stored.rows == 24 and stored.seed == 0 and stored.stage["seconds"] == stage.seconds
+    assert not library.delete("../etc") and not library.delete("0" * 24)
+    assert library.delete(stored.key) and library.entries() == [] and not path.exists()
+    # Another encoder's adapter of the same task is another key
+    other = AdapterLibrary(tmp_path, "tiny@2")
+    assert other.key(toy_tasks["toy_sts"], FAST, ADAPTER, 0) != stored.key

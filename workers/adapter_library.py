@@ -1,0 +1,190 @@
+"""The adapter library: trained source adapters on disk, one folder per key, reused.
+
+A key hashes everything that decides an adapter's weights (encoder and revision, the task's spec
+and training rows, their number, epochs, seed, adapter and stage settings), so a second transfer
+from the same source skips its source stage. A folder appears whole or not at all (trained into
+a temporary folder, then renamed), and a lock per key makes a second process wanting the same
+adapter wait for the first's training, then load it. Torch-free until something is trained: the
+API lists and deletes adapters with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from workers.data.schema import TaskData
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from workers.adapters import AdapterConfig
+    from workers.finetune import ProgressCallback, StageResult, TrainConfig
+
+
+class AdapterBusy(RuntimeError):
+    """The adapter is being trained (its key's lock is held)."""
+
+
+@dataclass(frozen=True)
+class StoredAdapter:
+    """One trained adapter in the library, as ``list`` shows it."""
+
+    key: str
+    task: str
+    encoder: str
+    data_hash: str
+    rows: int
+    epochs: float
+    seed: int
+    settings: dict
+    stage: dict  # the StageResult of its training (seconds, examples, params, memory)
+    created_at: float
+    path: Path
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+class AdapterLibrary:
+    """Trained adapters under ``root``; those this instance trains and keys are of the encoder
+    ``encoder_id`` (its name@revision)."""
+
+    def __init__(self, root: Path, encoder_id: str) -> None:
+        self.root = Path(root)
+        self.encoder_id = encoder_id
+
+    def key(self, task: TaskData, train: TrainConfig, adapter: AdapterConfig, seed: int) -> str:
+        """What decides the adapter's weights, hashed."""
+        payload = {
+            "encoder": self.encoder_id,
+            "data": _train_hash(task),
+            "rows": len(task.train),
+            "seed": seed,
+            "train": _training_settings(train),
+            "adapter": {k: v for k, v in adapter.to_dict().items() if k != "transfer"},
+        }
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:24]
+
+    def get_or_train(
+        self,
+        task: TaskData,
+        encoder: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        train: TrainConfig,
+        adapter: AdapterConfig,
+        seed: int,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[Path, StageResult]:
+        """The adapter's folder, trained first (on a copy of ``encoder``) unless stored; a
+        stored one's stage comes back as it was measured, marked ``cached``."""
+        key = self.key(task, train, adapter, seed)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one training per key; the others then load it
+            import copy
+
+            from workers.adapters import train_adapter
+            from workers.finetune import StageResult
+
+            stored = self.get(key)
+            if stored is not None:
+                return stored.path, dataclasses.replace(StageResult(**stored.stage), cached=True)
+            started = time.perf_counter()
+            trained, stage = train_adapter(
+                task,
+                copy.deepcopy(encoder),
+                tokenizer,
+                train,
+                adapter,
+                seed,
+                f"adapter:{task.name}",
+                progress,
+                scored=False,
+            )
+            stage.seconds = time.perf_counter() - started
+            self._store(key, task, train, adapter, seed, trained, stage)
+        return self.root / key, stage
+
+    def get(self, key: str) -> StoredAdapter | None:
+        meta = self.root / key / "adapter.json"
+        if not meta.is_file():
+            return None
+        data = json.loads(meta.read_text())
+        return StoredAdapter(**data, path=self.root / key)
+
+    def entries(self) -> list[StoredAdapter]:
+        """Every stored adapter of any encoder, newest first."""
+        if not self.root.is_dir():
+            return []
+        found = [self.get(p.name) for p in self.root.iterdir() if p.is_dir()]
+        return sorted((a for a in found if a), key=lambda a: -a.created_at)
+
+    def delete(self, key: str) -> bool:
+        """Remove one adapter; False when absent, ``AdapterBusy`` while it is being trained.
+        (A transfer that already found it loads it per seed: deleting it under a running job
+        fails that job, whose retry trains it again.)"""
+        if not key.isalnum():  # a key names a folder directly under root, nothing else
+            return False
+        lock_path = self.root / f".{key}.lock"
+        if not (self.root / key).is_dir():
+            return False
+        with open(lock_path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AdapterBusy(f"adapter {key} is being trained; try again later") from None
+            if self.get(key) is None:
+                return False
+            shutil.rmtree(self.root / key)
+        return True
+
+    def _store(self, key, task, train, adapter, seed, trained: PeftModel, stage) -> None:
+        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}."))
+        try:
+            trained.save_pretrained(str(staging))
+            meta = {
+                "key": key,
+                "task": task.name,
+                "encoder": self.encoder_id,
+                "data_hash": _train_hash(task),
+                "rows": len(task.train),
+                "epochs": train.epochs,
+                "seed": seed,
+                "settings": {
+                    "train": _training_settings(train),
+                    "adapter": {k: v for k, v in adapter.to_dict().items() if k != "transfer"},
+                },
+                "stage": stage.to_dict(),
+                "created_at": time.time(),
+            }
+            (staging / "adapter.json").write_text(json.dumps(meta, indent=2, default=str))
+            staging.rename(self.root / key)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+def _train_hash(task: TaskData) -> str:
+    """The task's spec and training rows (its validation rows do not change the weights)."""
+    return TaskData(task.spec, {"train": task.train}).content_hash()
+
+
+def _training_settings(train: TrainConfig) -> dict:
+    """The settings of a stage that decide its weights (not where or how it reports)."""
+    data = train.to_dict()
+    for key in ("device", "report_scoring", "eval_batch_size", "learning_rate"):
+        data.pop(key, None)
+    return data
