@@ -10,6 +10,12 @@ Resuming is reading those files: anything recorded is skipped, a checkpoint foun
 loaded instead of trained, and a crash or ``kill -9`` loses at most the run in flight.
 A sidecar ``.sweep.json`` pins the settings that decide the numbers, and ``.tasks.json`` each
 task's data hash, so a CSV never mixes runs made under different settings or on different data.
+
+Any strategy of ``workers.strategies`` sweeps, one source per run, through the same training as a
+transfer (``workers.transfer.TRAINING``): the source stage of ``adapter`` and ``fusion`` is the
+source's adapter, kept in an adapter library under the checkpoints folder, and their baseline a
+fresh target adapter, so a strategy's baselines and rows go to a results file of its own (the
+strategy is pinned; a ``sequential`` sweep's pinned settings are what they were before).
 """
 
 from __future__ import annotations
@@ -27,14 +33,17 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from workers.adapter_library import AdapterLibrary
+from workers.adapters import AdapterConfig
 from workers.data.sampling import REGIMES, apply_regime, sample_target
 from workers.data.schema import TaskData
 from workers.encoder import EncoderRef, load_encoder, load_tokenizer, pick_device
 from workers.features import FeatureConfig
-from workers.finetune import TrainConfig, save_checkpoint, train_stage
+from workers.finetune import StageResult, TrainConfig, save_checkpoint, train_stage
 from workers.heads import TaskModel
 from workers.selection.results import ResultsWriter, TransferRow, read_results, repair_tail
-from workers.transfer import train_target
+from workers.strategies import strategy
+from workers.transfer import TRAINING, SeedRun, TransferConfig
 
 # What each regime means when a size is not given: (source rows, target rows, eval rows, features)
 REGIME_DEFAULTS: dict[str, dict] = {
@@ -65,10 +74,13 @@ class SweepConfig:
     max_length: int | None = None  # None: the regime's (limited: 128)
     max_steps: int | None = None  # caps every stage (smoke runs)
     device: str | None = None
+    strategy: str = "sequential"  # a name in workers.strategies.STRATEGIES
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)  # adapter and fusion
 
     def __post_init__(self) -> None:
         if self.regime not in REGIME_DEFAULTS:
             raise ValueError(f"unknown regime {self.regime!r} (limited or full)")
+        strategy(self.strategy)  # a ValueError naming the choices
         if not self.seeds:
             raise ValueError("a sweep needs at least one seed")
 
@@ -99,11 +111,26 @@ class SweepConfig:
             device=self.device,
         )
 
+    def transfer_config(self) -> TransferConfig:
+        """The same stages as a transfer's (``workers.transfer``)."""
+        return TransferConfig(
+            strategy=self.strategy,
+            seeds=self.seeds,
+            source_train=self.train_config("source"),
+            target_train=self.train_config("target"),
+            adapter=self.adapter,
+        )
+
     def pinned(self, encoder: EncoderRef) -> dict:
-        """The settings a results file must keep: all but seeds and device."""
+        """The settings a results file must keep: all but seeds and device (and, for
+        full-model strategies, the adapter settings they do not use)."""
         data = asdict(self)
         for key in ("seeds", "device"):
             data.pop(key)
+        if strategy(self.strategy).kind != "adapter":
+            data.pop("adapter")
+        if self.strategy == "sequential":  # files begun before strategies pinned none
+            data.pop("strategy")
         source_n, target_n, eval_n = self.sizes()
         data.update(source_n=source_n, target_n=target_n, eval_n=eval_n)
         data.update(features=asdict(self.features()), encoder=encoder.id)
@@ -190,6 +217,8 @@ class _Sweep:
         self.baselines = read_baselines(paths.baselines)
         self._plain = None
         self._finished = 0
+        self._sampled: dict[str, TaskData] = {}
+        self._source_seconds: dict[str, float | None] = {}
 
     def run(self) -> SweepReport:
         seeds = self.config.seeds
@@ -208,9 +237,9 @@ class _Sweep:
         with ResultsWriter(self.paths.results) as writer:
             for source in self.sources:
                 if todo[source.name]:
-                    encoder = self._source_encoder(source)
+                    start = self._source_start(source)
                     for target, seed in todo[source.name]:
-                        self._transfer(source, encoder, target, seed, writer)
+                        self._transfer(source, start, target, seed, writer)
         return self.report
 
     def _stage_weights(self, baselines, todo) -> tuple[float, ...]:
@@ -221,7 +250,7 @@ class _Sweep:
         for source in self.sources:
             if not todo[source.name]:
                 continue
-            if not (self._checkpoint_path(source) / "checkpoint.json").is_file():
+            if not self._source_ready(source):
                 weights.append(source_cost(len(source.train), source.spec.type, self.config))
             weights += [target(t) for t, _ in todo[source.name]]
         return tuple(weights)
@@ -237,16 +266,18 @@ class _Sweep:
     # --- stages ----------------------------------------------------------------------------
 
     def _baseline(self, target: TaskData, seed: int) -> float:
-        score = self._train_target(target, self._plain_encoder(), seed, "baseline")
+        run = self._seed_run(None, target, seed)
+        score = _score(TRAINING[self.config.strategy].baseline(run), target)
         self.baselines[(target.name, seed)] = score
         _append_baseline(self.paths.baselines, target, seed, score)
         self.report.baselines_run += 1
         self._finish("baseline", f"baseline {target.name} seed {seed}")
         return score
 
-    def _transfer(self, source, encoder, target, seed, writer: ResultsWriter) -> None:
+    def _transfer(self, source, start, target, seed, writer: ResultsWriter) -> None:
         label = f"{source.name}->{target.name}"
-        score = self._train_target(target, encoder, seed, f"transfer:{source.name}")
+        stage = TRAINING[self.config.strategy].transfer(start, self._seed_run(source, target, seed))
+        score = _score(stage, target)
         baseline = self.baselines.get((target.name, seed))
         if baseline is None:  # the sidecar was lost: measure it again rather than guess
             baseline = self._baseline(target, seed)
@@ -258,6 +289,11 @@ class _Sweep:
             baseline,
             score - baseline,
             target.spec.metric.value,
+            seconds=round(stage.seconds, 2),
+            trainable_params=stage.trainable_params,
+            total_params=stage.total_params,
+            peak_memory_mb=None if stage.peak_memory_mb is None else round(stage.peak_memory_mb),
+            source_seconds=self._source_seconds.get(source.name),
         )
         writer.write(row)
         self.done.add(row.key)
@@ -265,39 +301,96 @@ class _Sweep:
         self.report.rows.append(row)
         self._finish("transfer", f"{label} seed {seed}", row)
 
-    def _train_target(self, target: TaskData, encoder, seed: int, stage: str) -> float:
+    def _seed_run(self, source: TaskData | None, target: TaskData, seed: int) -> SeedRun:
+        """One seed's target sample (and, for a joint strategy, the source's rows)."""
+        sources = [self._source_data(source)] if source is not None else []
         data = _target_data(target, self.config, seed)
-        result = train_target(
+        return SeedRun(
+            sources,
             data,
-            encoder,
+            self._plain_encoder(),
             self._tokenizer,
-            self.config.train_config("target"),
+            self._transfer_config,
             seed,
-            stage,
             self._step_progress,
+            f"transfer:{source.name}" if source is not None else "target",
         )
-        return float(result.metrics[target.name]["score"])
 
-    def _source_encoder(self, source: TaskData):
-        """The source-trained encoder: loaded from its checkpoint, or trained and saved first."""
+    @cached_property
+    def _transfer_config(self) -> TransferConfig:
+        return self.config.transfer_config()
+
+    def _source_start(self, source: TaskData):
+        """What the source's transfers start from: its trained encoder (loaded from its
+        checkpoint, or trained and saved first), its adapter's folder (from the adapter
+        library, trained there first), or nothing (a joint strategy trains it per run)."""
+        chosen = strategy(self.config.strategy)
+        if not chosen.source_stage:
+            return None
+        if chosen.kind == "adapter":
+            path, stage = self._adapters.get_or_train(
+                self._source_data(source),
+                self._plain_encoder(),
+                self._tokenizer,
+                self.config.train_config("source"),
+                self.config.adapter,
+                self.config.source_seed,
+                self._step_progress,
+            )
+            self._count_source(stage.cached, source, stage.seconds)
+            return [path]
         path = self._checkpoint_path(source)
         if not (path / "checkpoint.json").is_file():
-            self._train_source(source, path)
-            self.report.sources_trained += 1
-            self._finish("source", f"source {source.name}", counts=False)
+            seconds = self._train_source(source, path)
+            self._count_source(False, source, seconds)
         else:
-            self.report.sources_loaded += 1
+            meta = json.loads((path / "checkpoint.json").read_text())
+            self._count_source(True, source, meta.get("seconds"))
         encoder, _ = load_encoder(EncoderRef(source.name, path.name, str(path / "encoder")))
         return _fresh_config(encoder).to(pick_device(self.config.device))
 
-    def _train_source(self, source: TaskData, path: Path) -> None:
-        source_n, _, _ = self.config.sizes()
-        seed = self.config.source_seed
-        data = apply_regime(source, self.config.regime, seed=seed, train_n=source_n, eval_n=0)
+    def _count_source(self, loaded: bool, source: TaskData, seconds: float | None) -> None:
+        self._source_seconds[source.name] = None if seconds is None else round(seconds, 2)
+        if loaded:
+            self.report.sources_loaded += 1
+        else:
+            self.report.sources_trained += 1
+            self._finish("source", f"source {source.name}", counts=False)
+
+    def _source_ready(self, source: TaskData) -> bool:
+        """Whether the source's stage is stored already (no training needed)."""
+        chosen = strategy(self.config.strategy)
+        if not chosen.source_stage:
+            return True
+        if chosen.kind == "adapter":
+            key = self._adapters.key(
+                self._source_data(source),
+                self.config.train_config("source"),
+                self.config.adapter,
+                self.config.source_seed,
+            )
+            return self._adapters.get(key) is not None
+        return (self._checkpoint_path(source) / "checkpoint.json").is_file()
+
+    @cached_property
+    def _adapters(self) -> AdapterLibrary:
+        return AdapterLibrary(self.paths.checkpoints / "adapters", self.ref.id)
+
+    def _source_data(self, source: TaskData) -> TaskData:
+        """The source's training rows as its stage trains on them."""
+        if source.name not in self._sampled:
+            source_n, _, _ = self.config.sizes()
+            seed = self.config.source_seed
+            data = apply_regime(source, self.config.regime, seed=seed, train_n=source_n, eval_n=0)
+            self._sampled[source.name] = TaskData(data.spec, {"train": data.train})
+        return self._sampled[source.name]
+
+    def _train_source(self, source: TaskData, path: Path) -> float:
+        """Train the source's encoder and save it at ``path``; returns the stage's seconds."""
         model = TaskModel(copy.deepcopy(self._plain_encoder()))
         stage = train_stage(
             model,
-            [TaskData(data.spec, {"train": data.train})],
+            [self._source_data(source)],
             self._tokenizer,
             self.config.train_config("source"),
             seed=self.config.source_seed,
@@ -307,15 +400,17 @@ class _Sweep:
         )
         model.drop_heads()  # only the encoder carries over; no head, no task config
         meta = {"source": source.name, "rows": stage.train_examples, "steps": stage.steps}
+        meta["seconds"] = stage.seconds
         meta["sweep"] = self.config.pinned(self.ref)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         save_checkpoint(model, self._tokenizer, tmp, meta)
         if (path / "checkpoint.json").is_file():  # another sweep sharing the folder was first
             shutil.rmtree(tmp, ignore_errors=True)
-            return
+            return stage.seconds
         shutil.rmtree(path, ignore_errors=True)  # a half-written one from an older crash
         os.replace(tmp, path)  # a checkpoint appears whole or not at all
+        return stage.seconds
 
     def _checkpoint_path(self, source: TaskData) -> Path:
         return self.paths.checkpoints / f"{source.name}-{self._source_key(source)}"
@@ -441,6 +536,10 @@ def _sequence_factor(task_type: str, features: FeatureConfig) -> float:
     if task_type == "extractive_qa":  # about two document-stride windows of the QA length
         return 2.0 * features.qa_max_length / features.max_length
     return 1.0
+
+
+def _score(stage: StageResult, target: TaskData) -> float:
+    return float(stage.metrics[target.name]["score"])
 
 
 def _fresh_config(encoder):

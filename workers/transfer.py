@@ -265,6 +265,7 @@ class SeedRun:
     config: TransferConfig
     seed: int
     progress: ProgressCallback | None
+    transfer_stage: str = "target"  # the transfer's stage name in progress reports
 
     def label(self, stage: str) -> str:
         return f"{stage}:{self.target.name}:seed{self.seed}"
@@ -287,7 +288,7 @@ def transfer_from_encoder(encoder: PreTrainedModel, run: SeedRun) -> StageResult
     """The target fine-tuned from the source-trained encoder."""
     config = run.config.target_train
     return train_target(
-        run.target, encoder, run.tokenizer, config, run.seed, "target", run.progress
+        run.target, encoder, run.tokenizer, config, run.seed, run.transfer_stage, run.progress
     )
 
 
@@ -305,7 +306,7 @@ def transfer_adapter(paths: list[Path], run: SeedRun) -> StageResult:
         start = load_adapter(copy.deepcopy(run.plain), paths[0], trainable=True)
     else:
         start = load_adapter(copy.deepcopy(run.plain), paths[0]).merge_and_unload()
-    return _train_target_adapter(run, start, "target")
+    return _train_target_adapter(run, start, run.transfer_stage)
 
 
 def transfer_fusion(paths: list[Path], run: SeedRun) -> StageResult:

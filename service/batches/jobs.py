@@ -101,6 +101,7 @@ def _keyed(task, task_id: int):
 
 
 def _sweep_config(config: SweepJobConfig):
+    from workers.adapters import AdapterConfig
     from workers.sweep import SweepConfig
 
     settings = config.transfer
@@ -117,4 +118,6 @@ def _sweep_config(config: SweepJobConfig):
         max_length=settings.max_length,
         max_steps=settings.target_train.max_steps,  # equal to source_train's (SweepBatch)
         device=config.device,
+        strategy=settings.strategy,
+        adapter=AdapterConfig(**settings.adapter.model_dump()),
     )

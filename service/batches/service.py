@@ -62,8 +62,6 @@ def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> No
     pairs = [(s, t) for t in body.targets for s in body.sources if s != t]
     if not pairs:
         raise BatchInvalid("the sweep has no (source, target) pair with source ≠ target")
-    if body.transfer.strategy != "sequential":
-        raise BatchInvalid("a sweep measures single-source sequential transfer")
     found = {
         i: tasks.visible(session, owner, i) for i in dict.fromkeys(body.sources + body.targets)
     }

@@ -16,7 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from service.cli.common import UserError, print_json, stderr, stdout, user_errors
-from service.cli.engine import JsonOption, ModelOption, embedding_config
+from service.cli.engine import (
+    AdapterTransferChoice,
+    JsonOption,
+    ModelOption,
+    StrategyChoice,
+    embedding_config,
+)
 from service.settings import Settings, get_settings
 from workers.selection.methods import METHODS
 
@@ -97,10 +103,21 @@ def sweep(
     max_length: Annotated[int | None, typer.Option(help="Max tokens (limited: 128).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Cap on steps per stage.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    strategy: Annotated[
+        StrategyChoice,
+        typer.Option(
+            help="How each (source, target) run trains (workers.strategies); pinned with the "
+            "results file, whose baselines are the strategy's."
+        ),
+    ] = "sequential",
+    adapter_transfer: Annotated[
+        AdapterTransferChoice, typer.Option(help="adapter: stack or continue.")
+    ] = "stack",
     model: ModelOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run or resume a transfer sweep (help: SWEEP_HELP)."""
+    from workers.adapters import AdapterConfig
     from workers.encoder import resolve_encoder
     from workers.sweep import SweepConfig, SweepPaths, SweepSettingsError, run_sweep
 
@@ -119,6 +136,8 @@ def sweep(
             max_length=max_length,
             max_steps=max_steps,
             device=settings.device,
+            strategy=str(strategy),
+            adapter=AdapterConfig(transfer=str(adapter_transfer)),
         )
         source_tasks = _load_tasks(_names(sources, settings), settings)
         target_tasks = _load_tasks(_names(targets, settings), settings)

@@ -222,3 +222,42 @@ def test_the_plan_weighs_every_stage_it_will_run_in_order(two_tasks, tiny_ref, p
     # Resumed: seed 1's baselines and transfers only; the sources are checkpointed
     assert len(events[0].stage_weights) == 4
     assert len({round(w, 6) for w in events[0].stage_weights}) <= 2
+
+
+def test_an_adapter_sweep_keeps_its_adapters_and_records_what_each_run_cost(
+    two_tasks, tiny_ref, paths
+) -> None:
+    from workers.adapters import AdapterConfig
+
+    config = dataclasses.replace(CONFIG, strategy="adapter", adapter=AdapterConfig(rank=4))
+    report = run_sweep(two_tasks, two_tasks, tiny_ref, paths, config)
+    assert (report.sources_trained, report.transfers_run) == (2, 4)
+    assert len(list((paths.checkpoints / "adapters").glob("*/adapter.json"))) == 2
+    pinned = json.loads(paths.settings.read_text())
+    assert pinned["strategy"] == "adapter" and pinned["adapter"]["rank"] == 4
+    for row in read_results(paths.results):
+        assert row.seconds > 0 and row.source_seconds > 0 and row.peak_memory_mb
+        assert 0 < row.trainable_params < row.total_params / 5  # the encoder stayed frozen
+    # A sequential sweep may not resume into it (its baselines are other ones)
+    with pytest.raises(SweepSettingsError, match="strategy"):
+        run_sweep(two_tasks, two_tasks, tiny_ref, paths, CONFIG)
+    # Another results file over the same sources loads their adapters instead of training them
+    again = SweepPaths(results=paths.results.with_name("again.csv"), checkpoints=paths.checkpoints)
+    report = run_sweep(two_tasks, two_tasks, tiny_ref, again, config)
+    assert (report.sources_trained, report.sources_loaded) == (0, 2)
+
+
+def test_a_results_file_begun_without_cost_columns_keeps_its_columns(
+    two_tasks, tiny_ref, paths
+) -> None:
+    from workers.selection.results import FIELDS
+
+    paths.results.write_text(",".join(FIELDS) + "\n")
+    paths.settings.write_text(json.dumps(CONFIG.pinned(tiny_ref)))  # as before strategies
+    run_sweep(
+        two_tasks[:1], two_tasks[1:], tiny_ref, paths, dataclasses.replace(CONFIG, seeds=(0,))
+    )
+    lines = paths.results.read_text().splitlines()
+    assert lines[0] == ",".join(FIELDS) and len(lines) == 2
+    assert len(lines[1].split(",")) == len(FIELDS)
+    assert "strategy" not in json.loads(paths.settings.read_text())

@@ -2,7 +2,8 @@
 
 One row per (source, target, seed): ``source,target,seed,score,baseline,gain,metric``, where
 ``score`` is the target's validation score after transfer from ``source``, ``baseline`` the same
-target and seed trained from the plain encoder, and ``gain = score - baseline``.
+target and seed trained from the plain encoder, and ``gain = score - baseline``. Files a sweep
+starts add what each run cost (``COST_FIELDS``); files begun before keep their seven columns.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import os
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
 FIELDS = ("source", "target", "seed", "score", "baseline", "gain", "metric")
+# The transfer stage's seconds, trained and total parameters and peak memory (MB), and the
+# seconds of the source stage it started from (trained once per source and shared by its runs;
+# also when it was loaded from a checkpoint or the adapter library: its original training)
+COST_FIELDS = ("seconds", "trainable_params", "total_params", "peak_memory_mb", "source_seconds")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,11 @@ class TransferRow:
     baseline: float
     gain: float
     metric: str
+    seconds: float | None = None  # COST_FIELDS: None where the file does not record them
+    trainable_params: int | None = None
+    total_params: int | None = None
+    peak_memory_mb: float | None = None
+    source_seconds: float | None = None
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -134,24 +144,36 @@ def _parse(line: dict[str, str | None]) -> TransferRow:
         baseline=baseline,
         gain=gain if gain is not None else score - baseline,
         metric=line.get("metric") or "",
+        **{name: _number(line.get(name), name) for name in COST_FIELDS},
     )
 
 
+def _number(cell: str | None, name: str) -> float | int | None:
+    if cell in (None, ""):
+        return None
+    return int(cell) if name.endswith("params") else float(cell)
+
+
 class ResultsWriter:
-    """Appends rows to a CSV one at a time, each flushed and fsynced before the next run starts."""
+    """Appends rows to a CSV one at a time, each flushed and fsynced before the next run starts.
+
+    A new file gets the cost columns; rows appended to an older file keep its columns."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._handle: IO[str] | None = None
+        self.columns: tuple[str, ...] = (*FIELDS, *COST_FIELDS)
 
     def __enter__(self) -> ResultsWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if not fresh:
             repair_tail(self.path)
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                self.columns = tuple(next(csv.reader(handle), FIELDS))
         self._handle = self.path.open("a", newline="", encoding="utf-8")
         if fresh:
-            self._write(FIELDS)
+            self._write(self.columns)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -160,7 +182,8 @@ class ResultsWriter:
             self._handle = None
 
     def write(self, row: TransferRow) -> None:
-        self._write(astuple(row))
+        values = asdict(row)
+        self._write(tuple("" if values.get(c) is None else values.get(c) for c in self.columns))
 
     def _write(self, values: tuple) -> None:
         assert self._handle is not None, "use ResultsWriter as a context manager"

@@ -97,8 +97,14 @@ def test_sweep_is_one_job_with_a_run_per_pair_and_cancels_together(client, keys,
     assert cancelled["state"] == "cancelled" and cancelled["counts"]["cancelled"] == 1
     foreign = {"kind": "sweep", "sources": ids[:1], "targets": ids[1:2]}
     assert client.post("/v1/batches", json=foreign, headers=keys.bob).status_code == 404
-    multitask = {**body, "transfer": {"strategy": "multitask"}}
-    assert client.post("/v1/batches", json=multitask, headers=keys.alice).status_code == 422
+    # Every strategy sweeps (one source per run): the sweep job carries it
+    adapter = {**body, "transfer": {"strategy": "adapter", "adapter": {"rank": 4}}}
+    accepted = client.post("/v1/batches", json=adapter, headers=keys.alice)
+    assert accepted.status_code == 201, accepted.text
+    (job,) = [j for j in accepted.json()["jobs"] if j["kind"] == "sweep"]
+    assert job["config"]["transfer"]["strategy"] == "adapter"
+    assert job["config"]["transfer"]["adapter"]["rank"] == 4
+    client.post(f"/v1/batches/{accepted.json()['id']}/cancel", headers=keys.alice)
     # One batch size for both stages: a different source one is refused, not silently dropped.
     split = {**body, "transfer": {"source_train": {"batch_size": 8}}}
     refused = client.post("/v1/batches", json=split, headers=keys.alice)

@@ -1,0 +1,234 @@
+"""The strategy comparison (issue 15): sequential, adapter and fusion on one protocol.
+
+Reads what ``results/run-strategies.sh`` measured — sequential rows from the 1,000-row matrix
+(``results/matrix.csv``, seeds 0-2), the adapter sweep (``results/strategy-adapter.csv``) and
+one fusion transfer per target (``results/strategy-fusion/<target>.json``) — and writes the
+"## Transfer strategies" section of ``docs/results.md`` (replacing it, leaving the rest):
+
+    python -m workers.research.strategies [--report docs/results.md]
+
+Torch-free: it reads files only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scipy.stats import spearmanr
+
+from workers.selection.results import Outcome, TransferRow, outcomes, read_results
+
+HEADING = "## Transfer strategies"
+SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class StrategyFiles:
+    sequential: Path = Path("results/matrix.csv")
+    adapter: Path = Path("results/strategy-adapter.csv")
+    fusion: Path = Path("results/strategy-fusion")
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """One fusion transfer: all the sweep's sources fused for one target."""
+
+    target: str
+    sources: list[str]
+    gain: float
+    gain_std: float
+    baseline: float
+    seconds: float  # the fusion stages (per seed, mean)
+    trainable_params: int
+
+
+def comparison_section(files: StrategyFiles = StrategyFiles()) -> str:
+    """The markdown section; says what is missing where a file is not there yet."""
+    if not files.adapter.is_file():
+        return f"{HEADING}\n\nNot measured yet: run `bash results/run-strategies.sh`.\n"
+    adapter_rows = read_results(files.adapter)
+    sources = sorted({r.source for r in adapter_rows})
+    targets = sorted({r.target for r in adapter_rows})
+    sequential_rows = [
+        r
+        for r in read_results(files.sequential)
+        if r.source in sources and r.target in targets and r.seed in SEEDS
+    ]
+    sequential, adapter = outcomes(sequential_rows), outcomes(adapter_rows)
+    fusions = {f.target: f for f in read_fusions(files.fusion)}
+    parts = [
+        HEADING,
+        _protocol(sources, targets, adapter_rows, len(fusions)),
+        gains_table(targets, sequential, adapter, fusions, sequential_rows, adapter_rows),
+        cost_table(adapter_rows, list(fusions.values())),
+        agreement_section(targets, sequential, adapter),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def read_fusions(folder: Path) -> list[Fusion]:
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        data = json.loads(path.read_text())
+        stages = data["transfer_stages"]
+        found.append(
+            Fusion(
+                target=data["target"],
+                sources=data["sources"],
+                gain=data["gain"]["mean"],
+                gain_std=data["gain"]["std"],
+                baseline=data["baseline"]["mean"],
+                seconds=statistics.fmean(s["seconds"] for s in stages),
+                trainable_params=stages[0]["trainable_params"],
+            )
+        )
+    return found
+
+
+def _protocol(sources, targets, adapter_rows, fused: int) -> str:
+    runs = len(adapter_rows)
+    return (
+        f"{len(sources)} sources × {len(targets)} targets × {len(SEEDS)} seeds, the 1,000-row "
+        "matrix's protocol (sources 1,000 rows for 2 epochs; targets 200 rows for 3 epochs, "
+        "200 scored, 64 tokens). **sequential** fine-tunes the whole encoder on the source, "
+        "then on the target, against the target fine-tuned alone (its rows are "
+        "`results/matrix.csv`'s). **adapter** trains a LoRA adapter per source over the frozen "
+        "encoder (kept in the adapter library), then a fresh target adapter stacked over it, "
+        "against a fresh target adapter alone. **fusion** fuses all the sources' adapters for "
+        "each target (AdapterFusion), against the same adapter baseline. Gains are in target "
+        f"metric points, mean over seeds. Measured so far: {runs} adapter runs, {fused} of "
+        f"{len(targets)} fusion targets (`bash results/run-strategies.sh` resumes)."
+    )
+
+
+def gains_table(
+    targets: Sequence[str],
+    sequential: dict[str, dict[str, Outcome]],
+    adapter: dict[str, dict[str, Outcome]],
+    fusions: dict[str, Fusion],
+    sequential_rows: list[TransferRow],
+    adapter_rows: list[TransferRow],
+) -> str:
+    lines = [
+        "| target | full baseline | sequential: best (source) | sequential: mean | adapter "
+        "baseline | adapter: best (source) | adapter: mean | fusion of all |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for target in targets:
+        fusion = fusions.get(target)
+        fused = f"{fusion.gain:+.2f} ± {fusion.gain_std:.2f}" if fusion else "—"
+        lines.append(
+            f"| {target} | {_baseline(sequential_rows, target)} | {_best(sequential, target)} | "
+            f"{_mean(sequential, target)} | {_baseline(adapter_rows, target)} | "
+            f"{_best(adapter, target)} | {_mean(adapter, target)} | {fused} |"
+        )
+    return "\n".join(lines)
+
+
+def cost_table(adapter_rows: list[TransferRow], fusions: list[Fusion]) -> str:
+    timed = [r for r in adapter_rows if r.seconds is not None]
+    if not timed:
+        return ""
+    source_seconds = {r.source: r.source_seconds for r in timed if r.source_seconds}
+    lines = [
+        "What a run cost (seconds on the shared 2-core CPU, medians; the source stage is trained "
+        "once per source and shared by all its runs):",
+        "",
+        "| strategy | target run (s) | source stage (s) | trained parameters |",
+        "|---|---|---|---|",
+        f"| adapter | {statistics.median(r.seconds for r in timed):.0f} | "
+        f"{statistics.median(source_seconds.values()) if source_seconds else float('nan'):.0f} "
+        f"| {timed[0].trainable_params:,} of {timed[0].total_params:,} |",
+    ]
+    if fusions:
+        lines.append(
+            f"| fusion of {len(fusions[0].sources)} | "
+            f"{statistics.median(f.seconds for f in fusions):.0f} | (the adapters') | "
+            f"{fusions[0].trainable_params:,} |"
+        )
+    return "\n".join(lines)
+
+
+def agreement_section(
+    targets: Sequence[str],
+    sequential: dict[str, dict[str, Outcome]],
+    adapter: dict[str, dict[str, Outcome]],
+) -> str:
+    """Whether full fine-tuning's ranking of sources predicts adapter transfer's (Poth et al.
+    2021 found it largely does): Spearman per target over the sources both measured, and the
+    adapter gain lost by taking sequential's best source instead of adapter's own best."""
+    rhos, regrets, lines = [], [], []
+    for target in targets:
+        common = sorted(set(sequential.get(target, {})) & set(adapter.get(target, {})))
+        if len(common) < 3:
+            continue
+        seq = [sequential[target][s].gain for s in common]
+        ada = [adapter[target][s].gain for s in common]
+        rho = float(spearmanr(seq, ada).statistic)
+        picked = common[seq.index(max(seq))]
+        regret = max(ada) - adapter[target][picked].gain
+        rhos.append(rho)
+        regrets.append(regret)
+        lines.append(f"| {target} | {len(common)} | {rho:+.2f} | {picked} | {regret:.2f} |")
+    if not rhos:
+        return ""
+    head = (
+        "Does full fine-tuning's ranking of sources predict adapter transfer? Per target, "
+        "Spearman ρ between the sources' sequential and adapter gains, and the adapter gain "
+        "lost by training the adapter on sequential's best source rather than adapter's best:"
+    )
+    table = [
+        "| target | sources | ρ | sequential's best | adapter gain lost |",
+        "|---|---|---|---|---|",
+        *lines,
+        f"| **mean** | | **{statistics.fmean(rhos):+.2f}** | | "
+        f"**{statistics.fmean(regrets):.2f}** |",
+    ]
+    return head + "\n\n" + "\n".join(table)
+
+
+def _baseline(rows: list[TransferRow], target: str) -> str:
+    by_seed = {r.seed: r.baseline for r in rows if r.target == target}
+    return f"{statistics.fmean(by_seed.values()):.1f}" if by_seed else "—"
+
+
+def _best(found: dict[str, dict[str, Outcome]], target: str) -> str:
+    measured = found.get(target, {})
+    if not measured:
+        return "—"
+    source = max(measured, key=lambda s: measured[s].gain)
+    return f"{measured[source].gain:+.2f} ({source})"
+
+
+def _mean(found: dict[str, dict[str, Outcome]], target: str) -> str:
+    measured = found.get(target, {})
+    return f"{statistics.fmean(o.gain for o in measured.values()):+.2f}" if measured else "—"
+
+
+def replace_section(report: Path, section: str) -> None:
+    """Put ``section`` in ``report`` in place of its former one (or at the end)."""
+    text = report.read_text() if report.is_file() else ""
+    start = text.find(HEADING)
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(HEADING))
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+    report.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write the strategy comparison section.")
+    parser.add_argument("--report", type=Path, default=Path("docs/results.md"))
+    args = parser.parse_args()
+    replace_section(args.report, comparison_section())
+    print(f"strategy comparison written to {args.report}")
+
+
+if __name__ == "__main__":
+    main()
