@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     checkpoints_path: Path | None = None  # sweep source checkpoints; None: <data_dir>/checkpoints
     # Trained source adapters (adapter and fusion strategies); None: <data_dir>/adapters
     adapters_path: Path | None = None
+    # Train a library task's adapter (as a default adapter transfer's source stage would) as
+    # backfill when the task enters the library, instead of on its first adapter transfer. Off
+    # by default: the whole library's adapters take hours on a CPU (POST /v1/adapters/backfill
+    # queues them on request)
+    adapter_backfill_on_register: bool = False
     ranker_path: Path | None = None  # the learned ranker (JSON); None: <data_dir>/ranker.json
     selection_methods: str = ",".join(METHODS)  # what `taskrec evaluate` scores by default
 

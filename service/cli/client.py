@@ -1,6 +1,6 @@
-"""Client commands that call a taskrec server: ``library add``, ``submit``, ``recommend``,
-``jobs`` and ``transfers``. The server and key come from ``--server``/``--key`` or
-``TASKREC_SERVER``/``TASKREC_API_KEY``."""
+"""Client commands that call a taskrec server: ``library`` (add, list, train-adapters),
+``submit``, ``recommend``, ``jobs`` and ``transfers``. The server and key come from
+``--server``/``--key`` or ``TASKREC_SERVER``/``TASKREC_API_KEY``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,9 @@ RegimeChoice = StrEnum("RegimeChoice", {name: name for name in REGIMES})
 StateChoice = StrEnum("StateChoice", {name: name for name in JobState.ALL})
 KindChoice = StrEnum("KindChoice", {name: name for name in JobKind.QUEUES})
 WaitOption = Annotated[bool, typer.Option("--wait", help="Follow the jobs until they finish.")]
+TaskIdsOption = Annotated[
+    list[int], typer.Option("--task", help="A library task id (repeatable; default: every one).")
+]
 FINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -54,6 +57,7 @@ def register(app: typer.Typer) -> None:
     library = typer.Typer(help="The server's shared task library.", no_args_is_help=True)
     library.command("add")(library_add)
     library.command("list")(library_list)
+    library.command("train-adapters")(library_train_adapters)
     app.add_typer(library, name="library")
     app.command()(submit)
     app.command()(recommend)
@@ -209,6 +213,26 @@ def library_list(
             task["embedding"]["state"],
         )
     stdout.print(table)
+
+
+def library_train_adapters(
+    task_ids: TaskIdsOption = [],  # noqa: B006 (Typer reads the default list)
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+    server: ServerOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Train library tasks' adapters ahead of their first adapter transfer (admins): one
+    backfill job, below owners' jobs; adapters already stored are skipped."""
+    body = {"task_ids": task_ids} if task_ids else {}
+    with _api(server, key) as api:
+        job = api.request("POST", "/v1/adapters/backfill", json=body)
+        if wait:
+            job = api.wait([job["id"]], show=not as_json)[job["id"]]
+    if as_json:
+        print_json(job)
+        return
+    stdout.print(f"job {job['id']} ({job['kind']}): {_job_words(job)}")
 
 
 def submit(

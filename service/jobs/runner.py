@@ -37,6 +37,7 @@ HANDLERS = {
     JobKind.IMPORT: "service.tasks.jobs",
     JobKind.SWEEP: "service.batches.jobs",
     JobKind.CALIBRATE: "service.evidence.calibration",
+    JobKind.ADAPTERS: "service.adapters.jobs",
 }
 # Worth another attempt: the database or broker hiccuped. Anything else fails the job at once.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

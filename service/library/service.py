@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from service.adapters import service as adapters
 from service.context import AppContext
 from service.db import unit_of_work
 from service.embeddings import service as embeddings
@@ -103,6 +104,7 @@ def _register_one(session: Session, context: AppContext, admin: Owner, folder: P
     seeded = data.name in seeded_task_names(tuple(context.settings.embedding_seed_paths))
     priority = JobPriority.BACKFILL if seeded else JobPriority.BACKFILL_SLOW
     embeddings.queue_embedding(session, context, task, admin.id, priority=priority)
+    adapters.entered_library(session, context, admin.id, [task])  # when the deployment asks
     return task
 
 

@@ -30,6 +30,8 @@ class JobKind:
     SWEEP = "sweep"  # a batch's source × target sweep: each source trained once, resumable
     # Library tasks measured as donors on a fixed probe set: backfill, below owners' jobs
     CALIBRATE = "calibrate"
+    # Library tasks' source adapters trained ahead of their first adapter transfer: backfill
+    ADAPTERS = "adapters"
 
     QUEUES: ClassVar[dict[str, str]] = {
         EMBED: "embed",
@@ -37,6 +39,7 @@ class JobKind:
         IMPORT: "embed",
         SWEEP: "finetune",
         CALIBRATE: "backfill",
+        ADAPTERS: "backfill",
     }
 
 
@@ -47,6 +50,9 @@ class JobPriority:
     OWNER = 0
     BACKFILL = -10
     BACKFILL_SLOW = -11  # backfill expected to take long (a library task with nothing cached)
+    # Adapters of newly registered library tasks: after the library's embeddings, which
+    # recommendations need (a transfer without a stored adapter trains its own)
+    BACKFILL_ADAPTERS = -12
 
 
 class Job(CreatedAt, Base):

@@ -6,7 +6,8 @@ from service.jobs.runner import RunningJob, limit_torch_threads
 from service.tasks import repository as task_repository
 from service.tasks.storage import StoredTask, load_task_data
 from service.transfers import service
-from service.transfers.schemas import TrainSettings, TransferJobConfig
+from service.transfers.schemas import TrainSettings, TransferJobConfig, TransferSettings
+from workers.data.schema import TaskData
 
 
 class TaskGone(Exception):
@@ -15,7 +16,6 @@ class TaskGone(Exception):
 
 def run(job: RunningJob) -> None:
     from workers.adapter_library import AdapterLibrary
-    from workers.adapters import AdapterConfig
     from workers.data.sampling import apply_regime, sample_target
     from workers.encoder import load_encoder, resolve_encoder
     from workers.finetune import MixingConfig
@@ -39,27 +39,19 @@ def run(job: RunningJob) -> None:
             return first
 
     target = target_for_seed(seed)
-    sources = [
-        apply_regime(
-            load_task_data(s, job.settings),
-            "full",
-            seed=seed,
-            train_n=config.source_max_examples,
-            eval_n=config.eval_n,
-        )
-        for s in stored[1:]
-    ]
+    sources = [source_sample(load_task_data(s, job.settings), config) for s in stored[1:]]
     job.check()
     ref = resolve_encoder(config.model)
     encoder, tokenizer = load_encoder(ref)
     library = AdapterLibrary(job.settings.adapters_dir, ref.id)
+    source_train, adapter = source_stage(config, config.device)
     transfer_config = TransferConfig(
         strategy=config.strategy,
         seeds=tuple(config.seeds),
-        source_train=_train_config(config.source_train, config.device, config.max_length),
+        source_train=source_train,
         target_train=_train_config(config.target_train, config.device, config.max_length),
         mixing=MixingConfig(**config.mixing.model_dump()),
-        adapter=AdapterConfig(**config.adapter.model_dump()),
+        adapter=adapter,
     )
     stored_adapters = [
         library.get(library.key(s, transfer_config.source_train, transfer_config.adapter, seed))
@@ -105,6 +97,30 @@ def _stage_sizes(
         transfer_rows += sum(len(s.train) for s in sources) * config.target_train.epochs
     weights = [*source_rows, *([target_rows, transfer_rows] * len(config.seeds))]
     return len(weights), [max(w, 1.0) for w in weights]
+
+
+def source_sample(data: TaskData, config: TransferSettings | TransferJobConfig) -> TaskData:
+    """A source task as its stage trains on it: up to ``source_max_examples`` training rows and
+    ``eval_n`` validation rows, sampled with the first seed. A library adapter's key hashes
+    these rows, so the adapter backfill samples with this too."""
+    from workers.data.sampling import apply_regime
+
+    return apply_regime(
+        data,
+        "full",
+        seed=config.seeds[0],
+        train_n=config.source_max_examples,
+        eval_n=config.eval_n,
+    )
+
+
+def source_stage(config: TransferSettings | TransferJobConfig, device: str | None):
+    """The source stage's ``TrainConfig`` and ``AdapterConfig``: what decides a source adapter's
+    weights besides its rows and seed (the transfer job and the adapter backfill share it)."""
+    from workers.adapters import AdapterConfig
+
+    train = _train_config(config.source_train, device, config.max_length)
+    return train, AdapterConfig(**config.adapter.model_dump())
 
 
 def _train_config(settings: TrainSettings, device: str | None, max_length: int | None):
