@@ -46,6 +46,15 @@ UnfreezingOption = Annotated[
         "more each epoch, the embeddings last)."
     ),
 ]
+LayerLrDecayOption = Annotated[
+    float,
+    typer.Option(
+        "--layer-lr-decay",
+        help="Full-model stages: discriminative learning rates (ULMFiT): the top layer learns at "
+        "--lr times this, each lower layer this factor lower again, the embeddings lowest; "
+        "1 = the same rate everywhere (e.g. 0.9).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -118,6 +127,7 @@ def finetune(
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
     seeds: SeedsOption = "0",
     unfreezing: UnfreezingOption = "none",
+    layer_lr_decay: LayerLrDecayOption = 1.0,
     save: Annotated[Path | None, typer.Option(help="Save the last seed's checkpoint here.")] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
@@ -137,7 +147,9 @@ def finetune(
         )
         ref = resolve_encoder(model or settings.model)
         tokenizer = load_tokenizer(ref)
-        config = _train_config(settings, epochs, batch_size, learning_rate, unfreezing)
+        config = _train_config(
+            settings, epochs, batch_size, learning_rate, unfreezing, layer_lr_decay
+        )
         stages = []
         with progress_bars(not as_json) as progress:
             for seed in seed_list:
@@ -197,6 +209,7 @@ def transfer(
     learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
     seeds: SeedsOption = "0",
     unfreezing: UnfreezingOption = "none",
+    layer_lr_decay: LayerLrDecayOption = 1.0,
     adapter_transfer: Annotated[
         AdapterTransferChoice,
         typer.Option(
@@ -254,9 +267,11 @@ def transfer(
             strategy=str(strategy),
             seeds=tuple(seed_list),
             source_train=_train_config(
-                settings, source_epochs, batch_size, learning_rate, unfreezing
+                settings, source_epochs, batch_size, learning_rate, unfreezing, layer_lr_decay
             ),
-            target_train=_train_config(settings, epochs, batch_size, learning_rate, unfreezing),
+            target_train=_train_config(
+                settings, epochs, batch_size, learning_rate, unfreezing, layer_lr_decay
+            ),
             mixing=MixingConfig(
                 strategy=mixing, cap=cap, temperature=temperature, weights=_weights(weight)
             ),
@@ -503,7 +518,12 @@ def embedding_config(settings: Settings, max_examples: int | None = None):
 
 
 def _train_config(
-    settings: Settings, epochs: float, batch_size: int, learning_rate: float, unfreezing: str
+    settings: Settings,
+    epochs: float,
+    batch_size: int,
+    learning_rate: float,
+    unfreezing: str,
+    layer_lr_decay: float = 1.0,
 ):
     from workers.features import FeatureConfig
     from workers.finetune import TrainConfig
@@ -513,6 +533,7 @@ def _train_config(
         batch_size=batch_size,
         learning_rate=learning_rate,
         unfreezing=str(unfreezing),
+        layer_lr_decay=layer_lr_decay,
         features=FeatureConfig(
             max_length=settings.max_length, qa_max_length=settings.qa_max_length
         ),

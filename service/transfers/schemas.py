@@ -25,6 +25,15 @@ class TrainSettings(BaseModel):
         description="gradual: ULMFiT's gradual unfreezing (the top layer in the first epoch, one "
         "more each epoch, the embeddings last); none: every parameter from the first step",
     )
+    layer_lr_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="discriminative learning rates (ULMFiT; layer-wise learning-rate decay): the "
+        "heads train at learning_rate, the top transformer layer at learning_rate × this, each "
+        "lower layer this factor lower again, the embeddings lowest; 1: the same rate everywhere. "
+        "Full-model stages only: adapter and fusion strategies refuse another value",
+    )
 
 
 STRATEGIES = tuple(TRANSFER_STRATEGIES)  # workers.strategies: the one registry

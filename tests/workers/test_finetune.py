@@ -163,3 +163,95 @@ def test_gradual_unfreezing_trains_the_top_layer_first_then_one_more_each_epoch(
     three = TrainConfig(epochs=3, batch_size=8, learning_rate=1e-3, device="cpu")
     train_stage(model, [sentiment_task], tokenizer, three, seed=0, evaluate_after=False)
     assert _changed(before["emb"], embeddings)  # without it, everything trains
+
+
+def _rates(model: TaskModel, groups: list[dict]) -> dict[str, set[float]]:
+    """The learning rates each part of the tiny model gets, by part."""
+    owner = {}
+    for name, param in model.named_parameters():
+        part = "heads" if name.startswith("heads.") else "embeddings"
+        for index in range(2):
+            if name.startswith(f"encoder.encoder.layer.{index}."):
+                part = f"layer{index}"
+        owner[id(param)] = part
+    rates: dict[str, set[float]] = {}
+    for group in groups:
+        for param in group["params"]:
+            rates.setdefault(owner[id(param)], set()).add(group["lr"])
+    return rates
+
+
+def test_discriminative_learning_rates_fall_by_the_factor_per_layer_down(tiny, sentiment_task):
+    from workers.finetune import parameter_groups
+
+    encoder, _ = tiny
+    model = TaskModel(encoder, [sentiment_task.spec])
+    groups = parameter_groups(model, 1e-3, 0.01, layer_lr_decay=0.5)
+    assert _rates(model, groups) == {
+        "heads": {1e-3},
+        "layer1": {5e-4},  # the top layer
+        "layer0": {2.5e-4},
+        "embeddings": {1.25e-4},  # everything else of the encoder, lowest
+    }
+    grouped = [id(p) for g in groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())  # each exactly once
+    for group in groups:  # the weight-decay split holds within each depth
+        no_decay = {p.ndim < 2 for p in group["params"]}
+        assert no_decay == {group["weight_decay"] == 0.0}
+
+    plain = parameter_groups(model, 1e-3, 0.01)  # 1.0: a plain fine-tune's two groups
+    assert [(len(g["params"]), g["lr"], g["weight_decay"]) for g in plain] == [
+        (sum(len(g["params"]) for g in groups if g["weight_decay"]), 1e-3, 0.01),
+        (sum(len(g["params"]) for g in groups if not g["weight_decay"]), 1e-3, 0.0),
+    ]
+
+    for param in encoder.embeddings.parameters():
+        param.requires_grad_(False)
+    frozen = _rates(model, parameter_groups(model, 1e-3, 0.01, layer_lr_decay=0.5))
+    assert "embeddings" not in frozen and frozen["layer0"] == {2.5e-4}  # only what trains
+
+
+def test_the_schedule_keeps_each_layers_ratio(tiny, sentiment_task):
+    from workers.finetune import _optimizer
+
+    model = TaskModel(tiny[0], [sentiment_task.spec])
+    config = TrainConfig(learning_rate=1e-3, warmup_ratio=0.5, layer_lr_decay=0.5)
+    optimizer, scheduler = _optimizer(model, config, total_steps=10)
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    rates = sorted({g["lr"] for g in optimizer.param_groups}, reverse=True)
+    assert rates == pytest.approx([6e-4, 3e-4, 1.5e-4, 7.5e-5])  # 3/5 of the way up, each
+
+
+def test_training_with_layer_lr_decay_runs_and_moves_lower_layers_less(tiny_ref, sentiment_task):
+    from workers.encoder import load_encoder
+
+    moved, scores = {}, {}
+    for decay in (1.0, 0.1):
+        encoder, tokenizer = load_encoder(tiny_ref)
+        before = _snapshot(encoder.embeddings)
+        config = TrainConfig(
+            epochs=2, batch_size=8, learning_rate=1e-3, device="cpu", layer_lr_decay=decay
+        )
+        result = train_stage(TaskModel(encoder), [sentiment_task], tokenizer, config, seed=0)
+        after = _snapshot(encoder.embeddings)
+        moved[decay] = sum(float((a - b).abs().sum()) for a, b in zip(after, before, strict=True))
+        scores[decay] = result.metrics["toy_sentiment"]["score"]
+    assert 0 < moved[0.1] < moved[1.0] / 10  # the embeddings learn at 1e-3 × 0.1³
+    assert all(0 <= score <= 100 for score in scores.values())
+
+
+def test_layer_lr_decay_is_refused_where_it_cannot_apply(tiny, sentiment_task):
+    from workers.adapters import AdapterConfig, add_adapter
+
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="layer_lr_decay must be in"):
+            TrainConfig(layer_lr_decay=bad)
+    encoder, tokenizer = tiny
+    adapted = add_adapter(encoder, AdapterConfig(rank=2))
+    config = TrainConfig(epochs=1, batch_size=8, device="cpu", layer_lr_decay=0.9)
+    with pytest.raises(ValueError, match="full-model stages"):
+        train_stage(TaskModel(adapted), [sentiment_task], tokenizer, config)
+    plain = TrainConfig(epochs=1, batch_size=8, device="cpu", max_steps=1)  # 1.0: unchanged
+    train_stage(TaskModel(adapted), [sentiment_task], tokenizer, plain, evaluate_after=False)

@@ -236,3 +236,17 @@ def test_fusion_runs_through_the_api_and_adapter_takes_one_source(
     refused = client.post("/v1/transfers", json=bad, headers=keys.alice)
     assert refused.status_code == 422
     assert any("transfer" in p["field"] for p in refused.json()["problems"])
+
+
+def test_layer_lr_decay_reaches_the_stage_and_bad_values_are_refused(client, keys) -> None:
+    from service.transfers.jobs import _train_config
+    from service.transfers.schemas import TrainSettings
+
+    assert _train_config(TrainSettings(), None, None).layer_lr_decay == 1.0  # off by default
+    tuned = _train_config(TrainSettings(layer_lr_decay=0.9), None, None)
+    assert tuned.layer_lr_decay == 0.9
+    for bad in (0, 1.5, -0.1):
+        body = {"target_task_id": 1, "sources": [2], "source_train": {"layer_lr_decay": bad}}
+        refused = client.post("/v1/transfers", json=body, headers=keys.alice)
+        assert refused.status_code == 422, bad
+        assert any("layer_lr_decay" in p["field"] for p in refused.json()["problems"])
