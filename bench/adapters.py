@@ -67,11 +67,10 @@ def run(target_name: str, sizes: Sizes, threads: int | None) -> list[dict]:
     from workers.adapter_library import AdapterLibrary
     from workers.adapters import AdapterConfig
     from workers.data.loaders import load_task_dir
-    from workers.data.sampling import apply_regime, sample_target
     from workers.encoder import load_encoder, resolve_encoder
     from workers.features import FeatureConfig
     from workers.finetune import TrainConfig
-    from workers.transfer import TransferConfig, run_transfer
+    from workers.transfer import TransferPlan, run_transfer
 
     if threads:
         torch.set_num_threads(threads)
@@ -79,11 +78,7 @@ def run(target_name: str, sizes: Sizes, threads: int | None) -> list[dict]:
     root = Path(settings.tasks_root)
     ref = resolve_encoder(None)
     encoder, tokenizer = load_encoder(ref)
-    whole = load_task_dir(root / target_name)
-
-    def target_for_seed(seed: int):
-        return sample_target(whole, "full", seed, sizes.target_n, sizes.eval_n)
-
+    target = load_task_dir(root / target_name)
     loaded = {}
     train = TrainConfig(
         epochs=3, batch_size=16, features=FeatureConfig(max_length=sizes.max_length)
@@ -93,27 +88,20 @@ def run(target_name: str, sizes: Sizes, threads: int | None) -> list[dict]:
         library = AdapterLibrary(Path(folder), ref.id)
         for label, strategy, source_names, mode in SCENARIOS:
             for name in source_names:
-                if name not in loaded:
-                    task = load_task_dir(root / name)
-                    loaded[name] = apply_regime(task, "full", seed=0, train_n=sizes.source_n)
-            config = TransferConfig(
+                loaded.setdefault(name, load_task_dir(root / name))
+            plan = TransferPlan(
                 strategy=strategy,
                 seeds=sizes.seeds,
+                source_n=sizes.source_n,
+                target_n=sizes.target_n,
+                eval_n=sizes.eval_n,
                 source_train=replace(train, epochs=1),
                 target_train=train,
                 adapter=AdapterConfig(transfer=mode),
             )
             started = time.perf_counter()
-            result = run_transfer(
-                [loaded[n] for n in source_names],
-                target_for_seed(sizes.seeds[0]),
-                encoder,
-                tokenizer,
-                config,
-                None,
-                target_for_seed,
-                library,
-            )
+            sources = [loaded[n] for n in source_names]
+            result = run_transfer(plan, sources, target, encoder, tokenizer, None, library)
             cost = result.cost()
             rows.append(
                 {

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from workers.adapter_library import AdapterLibrary
 from workers.adapters import AdapterConfig
-from workers.data.sampling import REGIMES, apply_regime, sample_target
+from workers.data.sampling import REGIMES
 from workers.data.schema import TaskData
 from workers.encoder import EncoderRef, load_encoder, load_tokenizer, pick_device
 from workers.features import FeatureConfig
@@ -43,7 +43,7 @@ from workers.finetune import StageResult, TrainConfig, save_checkpoint, train_st
 from workers.heads import TaskModel
 from workers.selection.results import ResultsWriter, TransferRow, read_results, repair_tail
 from workers.strategies import strategy
-from workers.transfer import TRAINING, SeedRun, TransferConfig
+from workers.transfer import TRAINING, SeedRun, TransferPlan
 
 # What each regime means when a size is not given: (source rows, target rows, eval rows, features)
 REGIME_DEFAULTS: dict[str, dict] = {
@@ -111,11 +111,18 @@ class SweepConfig:
             device=self.device,
         )
 
-    def transfer_config(self) -> TransferConfig:
-        """The same stages as a transfer's (``workers.transfer``)."""
-        return TransferConfig(
+    def plan(self) -> TransferPlan:
+        """The transfer protocol of every run (``workers.transfer.TransferPlan``): the sweep
+        samples and trains as a transfer does."""
+        source_n, target_n, eval_n = self.sizes()
+        return TransferPlan(
             strategy=self.strategy,
             seeds=self.seeds,
+            regime=self.regime,
+            source_n=source_n,
+            target_n=target_n,
+            eval_n=eval_n,
+            source_seed=self.source_seed,
             source_train=self.train_config("source"),
             target_train=self.train_config("target"),
             adapter=self.adapter,
@@ -304,21 +311,20 @@ class _Sweep:
     def _seed_run(self, source: TaskData | None, target: TaskData, seed: int) -> SeedRun:
         """One seed's target sample (and, for a joint strategy, the source's rows)."""
         sources = [self._source_data(source)] if source is not None else []
-        data = _target_data(target, self.config, seed)
         return SeedRun(
             sources,
-            data,
+            self._plan.target_rows(target, seed),
             self._plain_encoder(),
             self._tokenizer,
-            self._transfer_config,
+            self._plan,
             seed,
             self._step_progress,
             f"transfer:{source.name}" if source is not None else "target",
         )
 
     @cached_property
-    def _transfer_config(self) -> TransferConfig:
-        return self.config.transfer_config()
+    def _plan(self) -> TransferPlan:
+        return self.config.plan()
 
     def _source_start(self, source: TaskData):
         """What the source's transfers start from: its trained encoder (loaded from its
@@ -379,9 +385,7 @@ class _Sweep:
     def _source_data(self, source: TaskData) -> TaskData:
         """The source's training rows as its stage trains on them."""
         if source.name not in self._sampled:
-            source_n, _, _ = self.config.sizes()
-            seed = self.config.source_seed
-            data = apply_regime(source, self.config.regime, seed=seed, train_n=source_n, eval_n=0)
+            data = self._plan.source_rows(source)  # its stage is not scored: no validation
             self._sampled[source.name] = TaskData(data.spec, {"train": data.train})
         return self._sampled[source.name]
 
@@ -550,12 +554,6 @@ def _fresh_config(encoder):
     """
     encoder.config.problem_type = None
     return encoder
-
-
-def _target_data(task: TaskData, config: SweepConfig, seed: int) -> TaskData:
-    """Training rows sampled with ``seed``; validation rows the same for every seed and source."""
-    _, target_n, eval_n = config.sizes()
-    return sample_target(task, config.regime, seed, target_n, eval_n)
 
 
 def _pin_settings(path: Path, pinned: dict) -> None:

@@ -27,6 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from workers.adapter_library import AdapterLibrary
 from workers.adapters import AdapterConfig, fused_encoder, load_adapter, train_adapter
 from workers.costs import transfer_cost
+from workers.data.sampling import REGIMES, apply_regime, sample_target
 from workers.data.schema import TaskData
 from workers.encoder import pick_device
 from workers.finetune import (
@@ -40,15 +41,72 @@ from workers.finetune import (
 from workers.heads import TaskModel
 from workers.strategies import check_sources, strategy
 
+# How the target is sampled per seed. 1: every seed trains on the first seed's sample (transfer
+# jobs queued before 2026-12-06); 2: each seed its own training sample, all scored on one
+# validation sample (the sweeps' protocol, and every transfer's since)
+PROTOCOL_VERSION = 2
+PROTOCOLS = (1, 2)
+
 
 @dataclass(frozen=True)
-class TransferConfig:
+class TransferPlan:
+    """One transfer protocol: what a transfer's numbers depend on besides its data and encoder.
+
+    ``taskrec transfer``, the transfer job and the sweeps run plans (``run_transfer``, or per
+    stage ``TRAINING`` with ``SeedRun``), so they sample and train alike."""
+
     strategy: str = "sequential"  # a name in workers.strategies.STRATEGIES
     seeds: tuple[int, ...] = (0,)
+    regime: str = "full"  # the target's size regime (workers.data.sampling.REGIMES)
+    source_n: int | None = None  # source training rows (None: every row)
+    target_n: int | None = None  # target training rows (None: the regime's)
+    eval_n: int | None = None  # validation rows scored per task (None: every row)
+    source_seed: int | None = None  # the source stages' sample and seed (None: the first seed)
+    protocol: int = PROTOCOL_VERSION
     source_train: TrainConfig = field(default_factory=TrainConfig)
     target_train: TrainConfig = field(default_factory=TrainConfig)
     mixing: MixingConfig = field(default_factory=MixingConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)  # adapter and fusion
+
+    def __post_init__(self) -> None:
+        chosen = strategy(self.strategy)  # a ValueError naming the choices
+        if not self.seeds:
+            raise ValueError("a transfer needs at least one seed")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown transfer protocol {self.protocol} ({PROTOCOLS})")
+        if self.regime not in REGIMES:
+            raise ValueError(f"unknown regime {self.regime!r} ({', '.join(REGIMES)})")
+        stages = (self.source_train, self.target_train)
+        if chosen.kind == "adapter" and any(
+            s.unfreezing != "none" or s.layer_lr_decay != 1.0 for s in stages
+        ):
+            raise ValueError(
+                "gradual unfreezing and layer_lr_decay apply to full-model stages, not adapter "
+                "strategies"
+            )
+
+    @property
+    def first_seed(self) -> int:
+        """The seed of the source stages (trained once, shared by every target seed)."""
+        return self.seeds[0] if self.source_seed is None else self.source_seed
+
+    def source_rows(self, task: TaskData) -> TaskData:
+        """A source as its stage trains on it: ``source_n`` training rows sampled with the
+        first seed, ``eval_n`` validation rows to score the stage on."""
+        return apply_regime(
+            task, "full", seed=self.first_seed, train_n=self.source_n, eval_n=self.eval_n
+        )
+
+    def target_rows(self, task: TaskData, seed: int) -> TaskData:
+        """The target as ``seed`` trains and is scored on it (``protocol``)."""
+        if self.protocol == 1:
+            return apply_regime(
+                task, self.regime, seed=self.seeds[0], train_n=self.target_n, eval_n=self.eval_n
+            )
+        return sample_target(task, self.regime, seed, self.target_n, self.eval_n)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -76,6 +134,7 @@ class TransferResult:
     baseline: Summary
     transfer: Summary
     gain: Summary  # transfer - baseline, paired by seed
+    protocol: int = PROTOCOL_VERSION  # TransferPlan.protocol: how the target was sampled
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,42 +145,33 @@ class TransferResult:
 
 
 def run_transfer(
+    plan: TransferPlan,
     sources: Sequence[TaskData],
     target: TaskData,
     encoder: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    config: TransferConfig = TransferConfig(),
     progress: ProgressCallback | None = None,
-    target_for_seed: Callable[[int], TaskData] | None = None,
     adapters: AdapterLibrary | None = None,
 ) -> TransferResult:
-    """Source stage(s), then the target from that start and the baseline, per seed.
+    """Run ``plan`` on whole tasks: the source stage(s) on the plan's sample of each source,
+    then per seed the target from that start and the baseline, on the seed's sample.
 
-    ``target_for_seed``: the target as each seed trains on it (``sample_target``: the sweep's
-    protocol, each seed its own training sample); without it every seed trains on ``target``.
     ``adapters``: where adapter strategies find and keep source adapters; without it they are
     trained into a temporary library that ends with this call.
     """
     if not sources:
         raise ValueError("a transfer needs at least one source task")
-    chosen = strategy(config.strategy)
-    check_sources(chosen.name, len(sources))
-    if chosen.kind == "adapter" and "gradual" in (
-        config.source_train.unfreezing,
-        config.target_train.unfreezing,
-    ):
-        raise ValueError("gradual unfreezing applies to full-model stages, not adapter strategies")
-    training = TRAINING[chosen.name]
-    plain = encoder.to(pick_device(config.target_train.device))
+    check_sources(plan.strategy, len(sources))
+    training = TRAINING[plan.strategy]
+    plain = encoder.to(pick_device(plan.target_train.device))
+    sources = [plan.source_rows(s) for s in sources]
     with tempfile.TemporaryDirectory(prefix="taskrec-adapters-") as scratch:
         library = adapters or AdapterLibrary(Path(scratch), "unnamed")
-        start, source_stages = training.sources(
-            sources, plain, tokenizer, config, progress, library
-        )
+        start, source_stages = training.sources(sources, plain, tokenizer, plan, progress, library)
         baseline_stages, transfer_stages = [], []
-        for seed in config.seeds:
-            seen = target_for_seed(seed) if target_for_seed else target
-            run = SeedRun(sources, seen, plain, tokenizer, config, seed, progress)
+        for seed in plan.seeds:
+            seen = plan.target_rows(target, seed)
+            run = SeedRun(sources, seen, plain, tokenizer, plan, seed, progress)
             baseline_stages.append(training.baseline(run))
             transfer_stages.append(training.transfer(start, run))
     baseline = [s.metrics[target.name]["score"] for s in baseline_stages]
@@ -129,7 +179,7 @@ def run_transfer(
     return TransferResult(
         sources=[s.name for s in sources],
         target=target.name,
-        strategy=config.strategy,
+        strategy=plan.strategy,
         metric=target.spec.metric.value,
         source_stages=source_stages,
         baseline_stages=baseline_stages,
@@ -137,6 +187,7 @@ def run_transfer(
         baseline=Summary.of(baseline),
         transfer=Summary.of(transfer),
         gain=Summary.of([t - b for t, b in zip(transfer, baseline, strict=True)]),
+        protocol=plan.protocol,
     )
 
 
@@ -144,13 +195,13 @@ def train_sources(
     sources: Sequence[TaskData],
     encoder: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    config: TransferConfig,
+    config: TransferPlan,
     progress: ProgressCallback | None = None,
     _library: AdapterLibrary | None = None,
 ) -> tuple[PreTrainedModel, list[StageResult]]:
     """The intermediate stage(s) on a copy of ``encoder``; returns the trained encoder alone."""
     model = TaskModel(copy.deepcopy(encoder))
-    seed = config.seeds[0]
+    seed = config.first_seed
     if config.strategy == "multitask":
         stages = [
             train_stage(
@@ -209,7 +260,7 @@ def train_joint(
     target: TaskData,
     encoder: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    config: TransferConfig,
+    config: TransferPlan,
     seed: int,
     progress: ProgressCallback | None = None,
 ) -> StageResult:
@@ -234,7 +285,7 @@ def source_adapters(
     sources: Sequence[TaskData],
     encoder: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    config: TransferConfig,
+    config: TransferPlan,
     progress: ProgressCallback | None,
     library: AdapterLibrary,
 ) -> tuple[list[Path], list[StageResult]]:
@@ -246,7 +297,7 @@ def source_adapters(
             tokenizer,
             config.source_train,
             config.adapter,
-            config.seeds[0],
+            config.first_seed,
             progress,
         )
         for source in sources
@@ -262,7 +313,7 @@ class SeedRun:
     target: TaskData  # as this seed samples it
     plain: PreTrainedModel  # the encoder before any stage
     tokenizer: PreTrainedTokenizerBase
-    config: TransferConfig
+    config: TransferPlan
     seed: int
     progress: ProgressCallback | None
     transfer_stage: str = "target"  # the transfer's stage name in progress reports

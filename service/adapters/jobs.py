@@ -17,7 +17,7 @@ from service.jobs.exceptions import JobCancelled, JobInterrupted, JobLost
 from service.jobs.runner import RunningJob, limit_torch_threads
 from service.tasks import repository as task_repository
 from service.tasks.storage import StoredTask, load_task_data
-from service.transfers.jobs import source_sample, source_stage
+from service.transfers.jobs import transfer_plan
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def run(job: RunningJob) -> None:
     encoder, tokenizer = load_encoder(ref)
     encoder = encoder.to(pick_device(config.device))
     library = AdapterLibrary(job.settings.adapters_dir, ref.id)
-    train, adapter = source_stage(config.transfer, config.device)
-    seed = config.transfer.seeds[0]
+    plan = transfer_plan(config.transfer, config.device)  # a default adapter transfer's
+    train, adapter, seed = plan.source_train, plan.adapter, plan.first_seed
     done: dict[str, list[str]] = {"trained": [], "stored": []}
     failed: dict[str, str] = {}
     for task in tasks:
@@ -52,7 +52,7 @@ def run(job: RunningJob) -> None:
             job.progress(label, step, total)  # one stage per task, whatever the engine names
 
         try:
-            data = source_sample(load_task_data(task, job.settings), config.transfer)
+            data = plan.source_rows(load_task_data(task, job.settings))
             stored = library.get(library.key(data, train, adapter, seed)) is not None
             if not stored:
                 library.get_or_train(data, encoder, tokenizer, train, adapter, seed, progress)

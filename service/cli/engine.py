@@ -237,10 +237,9 @@ def transfer(
     the same source, rows, epochs and seed."""
     from workers.adapter_library import AdapterLibrary
     from workers.adapters import AdapterConfig
-    from workers.data.sampling import apply_regime, sample_target
     from workers.encoder import load_encoder, resolve_encoder
     from workers.finetune import MixingConfig
-    from workers.transfer import TransferConfig, run_transfer
+    from workers.transfer import TransferPlan, run_transfer
 
     settings = get_settings()
     with user_errors():
@@ -253,19 +252,17 @@ def transfer(
         adapter = AdapterConfig(
             transfer=str(adapter_transfer), **{k: v for k, v in given.items() if v is not None}
         )
-        sources = [
-            apply_regime(_load(s, settings), "full", seed=seed_list[0], train_n=source_n)
-            for s in source
-        ]
-        whole = _load(target, settings)
-
-        def goal_for_seed(seed: int):  # each seed its own training sample, as the sweep's runs
-            return sample_target(whole, regime, seed, target_n, eval_n)
-
-        goal = goal_for_seed(seed_list[0])
-        config = TransferConfig(
+        sources = [_load(s, settings) for s in source]
+        goal = _load(target, settings)
+        # Each seed trains on its own sample of the target, all scored on one validation
+        # sample: the transfer job's and the sweeps' protocol
+        plan = TransferPlan(
             strategy=str(strategy),
             seeds=tuple(seed_list),
+            regime=str(regime),
+            source_n=source_n,
+            target_n=target_n,
+            eval_n=eval_n,
             source_train=_train_config(
                 settings, source_epochs, batch_size, learning_rate, unfreezing, layer_lr_decay
             ),
@@ -277,14 +274,12 @@ def transfer(
             ),
             adapter=adapter,
         )
-        config.mixing.rates({s.name: len(s.train) for s in sources})  # fail fast on a bad rule
+        plan.mixing.rates({s.name: len(s.train) for s in sources})  # fail fast on a bad rule
         ref = resolve_encoder(model or settings.model)
         encoder, tokenizer = load_encoder(ref)
         library = AdapterLibrary(settings.adapters_dir, ref.id)
         with progress_bars(not as_json) as progress:
-            result = run_transfer(
-                sources, goal, encoder, tokenizer, config, progress, goal_for_seed, library
-            )
+            result = run_transfer(plan, sources, goal, encoder, tokenizer, progress, library)
     cost = result.cost()
     if as_json:
         print_json({"model": ref.id, **result.to_dict(), "cost": cost})

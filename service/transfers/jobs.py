@@ -16,65 +16,52 @@ class TaskGone(Exception):
 
 def run(job: RunningJob) -> None:
     from workers.adapter_library import AdapterLibrary
-    from workers.data.sampling import apply_regime, sample_target
     from workers.encoder import load_encoder, resolve_encoder
-    from workers.finetune import MixingConfig
-    from workers.transfer import TransferConfig, run_transfer
+    from workers.transfer import run_transfer
 
     limit_torch_threads(job.settings)
     config = TransferJobConfig.model_validate(job.config)
+    plan = transfer_plan(config, config.device)
     stored = stored_tasks(job, [config.target_task_id, *config.source_task_ids])
-    seed = config.seeds[0]
-    whole_target = load_task_data(stored[0], job.settings)
-    if config.target_sampling == "per_seed":  # each seed its own sample, as the sweep's runs
-
-        def target_for_seed(s: int):
-            return sample_target(whole_target, config.regime, s, config.train_n, config.eval_n)
-    else:  # runs queued before per-seed sampling keep the protocol they were queued with
-        first = apply_regime(
-            whole_target, config.regime, seed=seed, train_n=config.train_n, eval_n=config.eval_n
-        )
-
-        def target_for_seed(_s: int):
-            return first
-
-    target = target_for_seed(seed)
-    sources = [source_sample(load_task_data(s, job.settings), config) for s in stored[1:]]
+    target = load_task_data(stored[0], job.settings)
+    sources = [load_task_data(s, job.settings) for s in stored[1:]]
     job.check()
     ref = resolve_encoder(config.model)
     encoder, tokenizer = load_encoder(ref)
     library = AdapterLibrary(job.settings.adapters_dir, ref.id)
-    source_train, adapter = source_stage(config, config.device)
-    transfer_config = TransferConfig(
-        strategy=config.strategy,
-        seeds=tuple(config.seeds),
-        source_train=source_train,
-        target_train=_train_config(config.target_train, config.device, config.max_length),
-        mixing=MixingConfig(**config.mixing.model_dump()),
-        adapter=adapter,
-    )
-    stored_adapters = [
-        library.get(library.key(s, transfer_config.source_train, transfer_config.adapter, seed))
-        for s in sources
-    ]
-    job.expect_stages(*_stage_sizes(config, sources, target, stored_adapters))
-    outcome = run_transfer(
-        sources,
-        target,
-        encoder,
-        tokenizer,
-        transfer_config,
-        job.progress,
-        target_for_seed,
-        library,
-    )
+    job.expect_stages(*_stage_sizes(plan, sources, target, library))
+    outcome = run_transfer(plan, sources, target, encoder, tokenizer, job.progress, library)
     job.complete(
         lambda session: service.store_result(session, config.run_id, outcome, config.seeds)
     )
 
 
+def transfer_plan(config: TransferSettings | TransferJobConfig, device: str | None):
+    """The ``workers.transfer.TransferPlan`` a transfer request (or a stored job config) runs:
+    the one protocol the CLI and the sweeps run too. A job queued before per-seed target
+    sampling keeps its protocol (1)."""
+    from workers.adapters import AdapterConfig
+    from workers.finetune import MixingConfig
+    from workers.transfer import TransferPlan
+
+    sampling = getattr(config, "target_sampling", "per_seed")
+    return TransferPlan(
+        strategy=config.strategy,
+        seeds=tuple(config.seeds),
+        regime=config.regime,
+        source_n=config.source_max_examples,
+        target_n=config.train_n,
+        eval_n=config.eval_n,
+        protocol=2 if sampling == "per_seed" else 1,
+        source_train=_train_config(config.source_train, device, config.max_length),
+        target_train=_train_config(config.target_train, device, config.max_length),
+        mixing=MixingConfig(**config.mixing.model_dump()),
+        adapter=AdapterConfig(**config.adapter.model_dump()),
+    )
+
+
 def _stage_sizes(
-    config: TransferJobConfig, sources, target, stored_adapters: list
+    plan, sources: list[TaskData], target: TaskData, library
 ) -> tuple[int, list[float]]:
     """The stages in the order they run, each weighed by its training examples (rows ×
     epochs): the source stage(s), then per seed the baseline and the transfer (a joint
@@ -82,45 +69,23 @@ def _stage_sizes(
     library already holds is loaded, not trained: it reports no stage."""
     from workers.strategies import strategy
 
-    source_rows = [len(s.train) * config.source_train.epochs for s in sources]
-    if strategy(config.strategy).kind == "adapter":
+    chosen = strategy(plan.strategy)
+    sources = [plan.source_rows(s) for s in sources]
+    source_rows = [len(s.train) * plan.source_train.epochs for s in sources]
+    if chosen.kind == "adapter":
+        keys = [library.key(s, plan.source_train, plan.adapter, plan.first_seed) for s in sources]
         source_rows = [
-            0.0 if stored else rows
-            for rows, stored in zip(source_rows, stored_adapters, strict=True)
+            rows for rows, key in zip(source_rows, keys, strict=True) if library.get(key) is None
         ]
-    if config.strategy == "multitask":
+    if plan.strategy == "multitask":
         source_rows = [sum(source_rows)]
-    target_rows = len(target.train) * config.target_train.epochs
+    target_rows = len(plan.target_rows(target, plan.seeds[0]).train) * plan.target_train.epochs
     transfer_rows = target_rows
-    if not strategy(config.strategy).source_stage:
+    if not chosen.source_stage:
         source_rows = []
-        transfer_rows += sum(len(s.train) for s in sources) * config.target_train.epochs
-    weights = [*source_rows, *([target_rows, transfer_rows] * len(config.seeds))]
+        transfer_rows += sum(len(s.train) for s in sources) * plan.target_train.epochs
+    weights = [*source_rows, *([target_rows, transfer_rows] * len(plan.seeds))]
     return len(weights), [max(w, 1.0) for w in weights]
-
-
-def source_sample(data: TaskData, config: TransferSettings | TransferJobConfig) -> TaskData:
-    """A source task as its stage trains on it: up to ``source_max_examples`` training rows and
-    ``eval_n`` validation rows, sampled with the first seed. A library adapter's key hashes
-    these rows, so the adapter backfill samples with this too."""
-    from workers.data.sampling import apply_regime
-
-    return apply_regime(
-        data,
-        "full",
-        seed=config.seeds[0],
-        train_n=config.source_max_examples,
-        eval_n=config.eval_n,
-    )
-
-
-def source_stage(config: TransferSettings | TransferJobConfig, device: str | None):
-    """The source stage's ``TrainConfig`` and ``AdapterConfig``: what decides a source adapter's
-    weights besides its rows and seed (the transfer job and the adapter backfill share it)."""
-    from workers.adapters import AdapterConfig
-
-    train = _train_config(config.source_train, device, config.max_length)
-    return train, AdapterConfig(**config.adapter.model_dump())
 
 
 def _train_config(settings: TrainSettings, device: str | None, max_length: int | None):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from service.dependencies import DbId
 from service.recommendations.schemas import RankMethod
@@ -93,6 +93,21 @@ class TransferSettings(BaseModel):
     target_train: TrainSettings = TrainSettings()
     model: str | None = Field(None, description="encoder name or path; default: the service's")
 
+    @model_validator(mode="after")
+    def _frozen_encoder_takes_no_layer_schedule(self) -> TransferSettings:
+        # Adapter strategies train no encoder layer: a layer schedule would be silently moot
+        # (workers.transfer.TransferPlan refuses it too, but only once the job runs)
+        if TRANSFER_STRATEGIES[self.strategy].kind != "adapter":
+            return self
+        for stage in ("source_train", "target_train"):
+            train = getattr(self, stage)
+            if train.unfreezing != "none" or train.layer_lr_decay != 1.0:
+                raise ValueError(
+                    f"{stage}: gradual unfreezing and layer_lr_decay apply to full-model "
+                    f"stages, not the {self.strategy!r} strategy (its encoder stays frozen)"
+                )
+        return self
+
 
 class TransferCreate(TransferSettings):
     target_task_id: DbId
@@ -176,6 +191,13 @@ class TransferResultRead(BaseModel):
     transfer: Summary
     gain: Summary  # transfer - baseline, paired by seed
     stages: list[StageRead]
+    protocol: int | None = Field(
+        None,
+        description="the transfer protocol (workers.transfer.TransferPlan): 2, each seed its own "
+        "training sample of the target and one validation sample for all, as sweeps; 1, every "
+        "seed the first seed's sample (jobs queued before 2026-12-06); null: stored before "
+        "protocols were recorded",
+    )
     cost: TransferCost | None = None
 
 

@@ -228,6 +228,7 @@ def _result(result: TransferResult) -> TransferResultRead:
         ),
         gain=Summary(mean=result.gain_mean, std=result.gain_std, values=per_seed["gain"]),
         stages=[StageRead(**stage) for stage in result.stages],
+        protocol=per_seed.get("protocol"),
         cost=transfer_cost([StageRead(**stage) for stage in result.stages], result.gain_mean),
     )
 
@@ -307,6 +308,8 @@ def _replace_result(session: Session, run_id: int, metric: str, outcome, stages:
                 "baseline": outcome.baseline.values,
                 "transfer": outcome.transfer.values,
                 "gain": outcome.gain.values,
+                # workers.transfer.TransferPlan.protocol; a sweep's rows: the sweeps' own (2)
+                "protocol": getattr(outcome, "protocol", 2),
             },
             stages=stages,
         )

@@ -15,7 +15,7 @@ from workers.encoder import load_encoder, resolve_encoder
 from workers.features import FeatureConfig
 from workers.finetune import TrainConfig
 from workers.similarity import cosine
-from workers.transfer import TransferConfig, run_transfer
+from workers.transfer import TransferPlan, run_transfer
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +43,8 @@ def test_real_transfer_small_source_to_small_target(minilm, tasks_root):
     target = apply_regime(
         load_task_dir(tasks_root / "rte"), "limited", seed=0, train_n=64, eval_n=48
     )
-    config = TransferConfig(seeds=(0,), source_train=SHORT, target_train=SHORT)
-    result = run_transfer([source], target, encoder, tokenizer, config)
+    plan = TransferPlan(seeds=(0,), source_train=SHORT, target_train=SHORT)
+    result = run_transfer(plan, [source], target, encoder, tokenizer)
     assert result.metric == "accuracy" and result.sources == ["sick"]
     for value in (result.baseline.mean, result.transfer.mean):
         assert 0 <= value <= 100 and not math.isnan(value)

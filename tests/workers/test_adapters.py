@@ -11,14 +11,14 @@ from workers.adapter_library import AdapterLibrary
 from workers.adapters import AdapterConfig, AdapterFusion, adapter_modules, fused_encoder
 from workers.finetune import TrainConfig
 from workers.strategies import STRATEGIES
-from workers.transfer import TRAINING, TransferConfig, run_transfer
+from workers.transfer import TRAINING, TransferPlan, run_transfer
 
 FAST = TrainConfig(epochs=2, batch_size=8, learning_rate=1e-3, device="cpu")
 ADAPTER = AdapterConfig(rank=4, alpha=8)
 
 
-def adapter_config(strategy: str, **adapter) -> TransferConfig:
-    return TransferConfig(
+def adapter_config(strategy: str, **adapter) -> TransferPlan:
+    return TransferPlan(
         strategy=strategy,
         seeds=(0, 1),
         source_train=FAST,
@@ -45,7 +45,7 @@ def test_adapter_transfer_trains_adapters_only_and_reports_the_cost(tiny, toy_ta
     library = AdapterLibrary(tmp_path, "tiny@1")
     config = adapter_config("adapter")
     result = run_transfer(
-        [toy_tasks["toy_sts"]], toy_tasks["toy_sentiment"], encoder, tokenizer, config,
+        config, [toy_tasks["toy_sts"]], toy_tasks["toy_sentiment"], encoder, tokenizer,
         adapters=library,
     )  # fmt: skip
     assert all((encoder.state_dict()[k] == v).all() for k, v in before.items())
@@ -64,8 +64,8 @@ def test_a_second_transfer_from_the_same_source_reuses_its_adapter(tiny, toy_tas
     library = AdapterLibrary(tmp_path, "tiny@1")
     config = adapter_config("adapter")
     source, target = [toy_tasks["toy_sts"]], toy_tasks["toy_sentiment"]
-    first = run_transfer(source, target, encoder, tokenizer, config, adapters=library)
-    second = run_transfer(source, target, encoder, tokenizer, config, adapters=library)
+    first = run_transfer(config, source, target, encoder, tokenizer, adapters=library)
+    second = run_transfer(config, source, target, encoder, tokenizer, adapters=library)
     assert not first.source_stages[0].cached and second.source_stages[0].cached
     assert second.source_stages[0].seconds == pytest.approx(first.source_stages[0].seconds)
     # Same adapter, same seeds: the same result
@@ -74,7 +74,7 @@ def test_a_second_transfer_from_the_same_source_reuses_its_adapter(tiny, toy_tas
     fewer = dataclasses.replace(toy_tasks["toy_sts"], splits={
         **toy_tasks["toy_sts"].splits, "train": toy_tasks["toy_sts"].train[:12]
     })  # fmt: skip
-    third = run_transfer([fewer], target, encoder, tokenizer, config, adapters=library)
+    third = run_transfer(config, [fewer], target, encoder, tokenizer, adapters=library)
     assert not third.source_stages[0].cached and len(library.entries()) == 2
 
 
@@ -83,10 +83,10 @@ def test_stacking_and_continuing_the_source_adapter_differ(tiny, toy_tasks, tmp_
     library = AdapterLibrary(tmp_path, "tiny@1")
     source, target = [toy_tasks["toy_ner"]], toy_tasks["toy_sts"]
     stacked = run_transfer(
-        source, target, encoder, tokenizer, adapter_config("adapter"), adapters=library
+        adapter_config("adapter"), source, target, encoder, tokenizer, adapters=library
     )
     continued = run_transfer(
-        source, target, encoder, tokenizer, adapter_config("adapter", transfer="continue"),
+        adapter_config("adapter", transfer="continue"), source, target, encoder, tokenizer,
         adapters=library,
     )  # fmt: skip
     assert continued.source_stages[0].cached  # the transfer mode is not part of the key
@@ -97,19 +97,18 @@ def test_stacking_and_continuing_the_source_adapter_differ(tiny, toy_tasks, tmp_
     assert stacked.baseline.values == pytest.approx(continued.baseline.values)
 
 
-def test_adapter_strategy_takes_one_source_and_no_gradual_unfreezing(tiny, toy_tasks):
+def test_adapter_strategy_takes_one_source_and_no_full_model_schedules(tiny, toy_tasks):
     encoder, tokenizer = tiny
     target = toy_tasks["toy_sentiment"]
     with pytest.raises(ValueError, match="at most 1 source"):
         run_transfer(
-            [toy_tasks["toy_sts"], toy_tasks["toy_ner"]], target, encoder, tokenizer,
-            adapter_config("adapter"),
+            adapter_config("adapter"), [toy_tasks["toy_sts"], toy_tasks["toy_ner"]], target,
+            encoder, tokenizer,
         )  # fmt: skip
-    gradual = dataclasses.replace(
-        adapter_config("fusion"), target_train=dataclasses.replace(FAST, unfreezing="gradual")
-    )
-    with pytest.raises(ValueError, match="full-model stages"):
-        run_transfer([toy_tasks["toy_sts"]], target, encoder, tokenizer, gradual)
+    for full_model_only in ({"unfreezing": "gradual"}, {"layer_lr_decay": 0.9}):
+        stage = dataclasses.replace(FAST, **full_model_only)
+        with pytest.raises(ValueError, match="full-model stages"):  # refused when planned
+            dataclasses.replace(adapter_config("fusion"), target_train=stage)
 
 
 def test_fusion_attends_over_every_source_adapter_and_trains_only_fusion_and_head(
@@ -119,7 +118,7 @@ def test_fusion_attends_over_every_source_adapter_and_trains_only_fusion_and_hea
     library = AdapterLibrary(tmp_path, "tiny@1")
     sources = [toy_tasks["toy_sts"], toy_tasks["toy_ner"], toy_tasks["toy_choice"]]
     result = run_transfer(
-        sources, toy_tasks["toy_sentiment"], encoder, tokenizer, adapter_config("fusion"),
+        adapter_config("fusion"), sources, toy_tasks["toy_sentiment"], encoder, tokenizer,
         adapters=library,
     )  # fmt: skip
     assert [s.tasks for s in result.source_stages] == [["toy_sts"], ["toy_ner"], ["toy_choice"]]

@@ -42,6 +42,7 @@ def test_sequential_transfer_with_two_seeds(client, keys, tasks, wait_job):
     assert job["config"]["max_length"] == 24
     assert job["config"]["target_sampling"] == "per_seed"  # the sweep's protocol
     result = run["result"]
+    assert result["protocol"] == 2  # workers.transfer.TransferPlan, recorded with the run
     assert run["sources"] == [{"id": source["id"], "name": "source"}] and run["auto"] is False
     assert result["metric"] == "accuracy"
     kinds = [(s["kind"], s["seed"]) for s in result["stages"]]
@@ -232,6 +233,9 @@ def test_fusion_runs_through_the_api_and_adapter_takes_one_source(
     refused = client.post("/v1/transfers", json=two, headers=keys.alice)
     assert refused.status_code == 422 and "at most 1 source" in refused.json()["message"]
     assert client.get("/v1/transfers", headers=keys.alice).json()["total"] == 1  # nothing left
+    gradual = {**body, "target_train": {**FAST, "unfreezing": "gradual"}}
+    refused = client.post("/v1/transfers", json=gradual, headers=keys.alice)
+    assert refused.status_code == 422 and "full-model stages" in refused.text
     bad = {**body, "adapter": {"transfer": "sideways"}}
     refused = client.post("/v1/transfers", json=bad, headers=keys.alice)
     assert refused.status_code == 422
