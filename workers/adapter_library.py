@@ -73,7 +73,7 @@ class AdapterLibrary:
             "rows": len(task.train),
             "seed": seed,
             "train": _training_settings(train),
-            "adapter": {k: v for k, v in adapter.to_dict().items() if k != "transfer"},
+            "adapter": _adapter_settings(adapter),
         }
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:24]
@@ -165,7 +165,7 @@ class AdapterLibrary:
                 "seed": seed,
                 "settings": {
                     "train": _training_settings(train),
-                    "adapter": {k: v for k, v in adapter.to_dict().items() if k != "transfer"},
+                    "adapter": _adapter_settings(adapter),
                 },
                 "stage": stage.to_dict(),
                 "created_at": time.time(),
@@ -182,9 +182,40 @@ def _train_hash(task: TaskData) -> str:
     return TaskData(task.spec, {"train": task.train}).content_hash()
 
 
+# What the first adapters were keyed by. A setting added to TrainConfig or AdapterConfig later
+# joins a key only when it is not at its default, so adding one does not orphan the library's
+# stored adapters (they were all trained at what is now its default).
+_KEYED_TRAIN = {
+    "epochs", "batch_size", "weight_decay", "warmup_ratio", "max_grad_norm", "max_steps",
+    "features", "precision", "unfreezing",
+}  # fmt: skip
+_KEYED_ADAPTER = {"rank", "alpha", "dropout", "learning_rate"}
+# Not part of a key: where or how a stage reports; the adapter stage's rate is the adapter's;
+# how a transfer then uses a source adapter (stacked, continued, fused) does not change it
+_UNKEYED = {"device", "report_scoring", "eval_batch_size", "transfer", "fusion_learning_rate"}
+
+
 def _training_settings(train: TrainConfig) -> dict:
-    """The settings of a stage that decide its weights (not where or how it reports)."""
-    data = train.to_dict()
-    for key in ("device", "report_scoring", "eval_batch_size", "learning_rate"):
-        data.pop(key, None)
+    """The settings of an adapter's stage that decide its weights."""
+    return _keyed(train, _KEYED_TRAIN, _UNKEYED | {"learning_rate"})
+
+
+def _adapter_settings(adapter: AdapterConfig) -> dict:
+    return _keyed(adapter, _KEYED_ADAPTER, _UNKEYED)
+
+
+def _keyed(settings, always: set[str], never: set[str]) -> dict:
+    """``settings``' fields for a key: ``always`` ones, and others where not at their default."""
+    data = {}
+    for spec in dataclasses.fields(settings):
+        value = getattr(settings, spec.name)
+        if spec.name in never:
+            continue
+        default = (
+            spec.default_factory()
+            if spec.default_factory is not dataclasses.MISSING
+            else spec.default
+        )
+        if spec.name in always or value != default:
+            data[spec.name] = asdict(value) if dataclasses.is_dataclass(value) else value
     return data

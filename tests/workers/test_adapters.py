@@ -163,3 +163,24 @@ def test_library_lists_and_deletes_adapters(tiny, toy_tasks, tmp_path):
     # Another encoder's adapter of the same task is another key
     other = AdapterLibrary(tmp_path, "tiny@2")
     assert other.key(toy_tasks["toy_sts"], FAST, ADAPTER, 0) != stored.key
+
+
+def test_an_adapters_key_is_what_decides_its_weights(toy_tasks, tmp_path):
+    library = AdapterLibrary(tmp_path, "tiny@1")
+    task = toy_tasks["toy_sts"]
+    key = library.key(task, FAST, ADAPTER, 0)
+    # How a transfer uses the adapter, where it runs and the full-model rate do not change it
+    same = [
+        (FAST, dataclasses.replace(ADAPTER, transfer="continue", fusion_learning_rate=0.5)),
+        (dataclasses.replace(FAST, device="cuda", learning_rate=0.5), ADAPTER),
+    ]
+    assert all(library.key(task, train, adapter, 0) == key for train, adapter in same)
+    # Its rows, seed, stage and adapter settings do; a setting at its default adds nothing
+    other = [
+        library.key(task, dataclasses.replace(FAST, epochs=3), ADAPTER, 0),
+        library.key(task, FAST, dataclasses.replace(ADAPTER, rank=8), 0),
+        library.key(task, FAST, ADAPTER, 1),
+        library.key(task, dataclasses.replace(FAST, layer_lr_decay=0.5), ADAPTER, 0),
+    ]
+    assert key not in other and len(set(other)) == len(other)
+    assert library.key(task, dataclasses.replace(FAST, layer_lr_decay=1.0), ADAPTER, 0) == key
