@@ -43,7 +43,8 @@ from service.tasks import service as tasks
 from service.tasks.router import TASK_TYPES
 from service.tasks.uploads import StagedUpload, stage_request
 from service.transfers import service as transfers
-from service.transfers.schemas import TransferCreate
+from service.transfers.schemas import Strategy, TransferCreate
+from workers.strategies import STRATEGIES
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -171,6 +172,7 @@ def task_detail(
         labels_chart=views.label_chart(read),
         lengths_chart=views.length_chart(state, session, context.settings, task),
         ranking=ranking,
+        strategies=list(STRATEGIES.values()),
     )
 
 
@@ -182,9 +184,13 @@ def start_transfer(
     context: ContextDep,
     k: Annotated[int, Form(ge=1, le=10)] = 1,
     seeds: Annotated[int, Form(ge=1, le=10)] = 3,
+    strategy: Annotated[Strategy, Form()] = "sequential",
 ) -> RedirectResponse:
-    """A transfer from the top-``k`` recommended sources (the API's ``sources: auto``)."""
-    body = TransferCreate(target_task_id=task_id, sources="auto", k=k, seeds=list(range(seeds)))
+    """A transfer from the top-``k`` recommended sources (the API's ``sources: auto``) with
+    any registered strategy."""
+    body = TransferCreate(
+        target_task_id=task_id, sources="auto", k=k, seeds=list(range(seeds)), strategy=strategy
+    )
     transfers.start(session, context, viewer.owner, body)
     return RedirectResponse(f"{PREFIX}/jobs", status_code=303)
 

@@ -137,8 +137,8 @@ def test_submit_creates_the_task_and_opens_it(client, keys, login, make_rows, to
 
 
 def test_task_page_shows_statistics_and_recommendations(client, keys, login, ready_task, make_rows):
-    ready_task(keys.admin, "lib_one", offset=1)
-    ready_task(keys.admin, "lib_two", offset=2, vocabulary=8)
+    ready_task(keys.admin, "lib_one", offset=1, validation=make_rows(6, 5))
+    ready_task(keys.admin, "lib_two", offset=2, vocabulary=8, validation=make_rows(6, 6))
     for name in ("lib_one", "lib_two"):
         task = next(
             t
@@ -153,6 +153,17 @@ def test_task_page_shows_statistics_and_recommendations(client, keys, login, rea
     assert "Label distribution" in page and "words per row" in page
     assert page.count('class="place"') == 2 and "lib_one" in page and "lib_two" in page
     assert "Start transfer" in page
+    assert '<option value="adapter"' in page and '<option value="fusion"' in page
+    csrf = login(keys.secrets["alice"])
+    form = {"csrf": csrf, "k": "1", "seeds": "1", "strategy": "adapter"}
+    started = client.post(f"/dashboard/tasks/{mine['id']}/transfer", data=form)
+    assert started.status_code == 200 and "/dashboard/jobs" in str(started.url)
+    [run] = client.get("/v1/transfers", headers=keys.alice).json()["items"]
+    assert run["strategy"] == "adapter" and run["auto"] is True
+    client.post(f"/v1/jobs/{run['job_id']}/cancel", headers=keys.alice)
+    assert ">adapter</span>" in client.get("/dashboard/transfers").text
+    refused = client.post(f"/dashboard/tasks/{mine['id']}/transfer", data={**form, "strategy": "x"})
+    assert refused.status_code == 422
 
 
 def _until_ranked(client, headers, task_id: int, count: int, timeout: float = 30.0) -> None:
