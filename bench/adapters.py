@@ -45,11 +45,18 @@ def main() -> None:
     parser.add_argument("--target", default="rte")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--source-n", type=int, default=None, help="source rows (default 1,000)")
+    parser.add_argument("--max-length", type=int, default=None, help="tokens (default 128)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/adapters.json"))
     args = parser.parse_args()
     sizes = Sizes(1000, 200, 200, (0, 1, 2), 128)
     if args.quick:
         sizes = Sizes(200, 64, 64, (0,), 64)
+    sizes = replace(
+        sizes,
+        source_n=args.source_n or sizes.source_n,
+        max_length=args.max_length or sizes.max_length,
+    )
     rows = run(args.target, sizes, args.threads)
     print_table(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
