@@ -16,3 +16,5 @@ FRESH="ud_gum_upos,rotten_tomatoes,btc_ner,sick,tweet_eval_hate,scitail,codah,ho
 SETS="--evidence-set minilm-1k=results/matrix.csv --evidence-set minilm-10k=results/matrix-10k.csv"
 .venv/bin/taskrec evaluate results/matrix.csv --within-type --per-target --methods "$METHODS" \
   --fresh-targets "$FRESH" --save-ranker results/ranker.json --report docs/results.md $SETS "$@"
+# The transfer strategies' comparison (results/run-strategies.sh) into its section of the page
+.venv/bin/python -m workers.research.strategies --report docs/results.md
