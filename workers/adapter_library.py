@@ -10,13 +10,16 @@ API lists and deletes adapters with it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,8 +95,7 @@ class AdapterLibrary:
         stored one's stage comes back as it was measured, marked ``cached``."""
         key = self.key(task, train, adapter, seed)
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f".{key}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one training per key; the others then load it
+        with self._lock(key):  # one training per key; the others wait, then load it
             import copy
 
             from workers.adapters import train_adapter
@@ -102,6 +104,7 @@ class AdapterLibrary:
             stored = self.get(key)
             if stored is not None:
                 return stored.path, dataclasses.replace(StageResult(**stored.stage), cached=True)
+            self._clear_leftovers(key)  # of a training or deletion that was killed
             started = time.perf_counter()
             trained, stage = train_adapter(
                 task,
@@ -119,14 +122,18 @@ class AdapterLibrary:
         return self.root / key, stage
 
     def get(self, key: str) -> StoredAdapter | None:
+        """The stored adapter ``key``; None when absent or not whole (its metadata is written
+        last, so a folder without readable metadata is a leftover, not an adapter)."""
         meta = self.root / key / "adapter.json"
-        if not meta.is_file():
+        if key.startswith(".") or not meta.is_file():
             return None
-        data = json.loads(meta.read_text())
-        return StoredAdapter(**data, path=self.root / key)
+        try:
+            return StoredAdapter(**json.loads(meta.read_text()), path=self.root / key)
+        except (ValueError, TypeError):
+            return None
 
     def entries(self) -> list[StoredAdapter]:
-        """Every stored adapter of any encoder, newest first."""
+        """Every stored adapter of any encoder, newest first (temporary folders left out)."""
         if not self.root.is_dir():
             return []
         found = [self.get(p.name) for p in self.root.iterdir() if p.is_dir()]
@@ -134,22 +141,42 @@ class AdapterLibrary:
 
     def delete(self, key: str) -> bool:
         """Remove one adapter; False when absent, ``AdapterBusy`` while it is being trained.
-        (A transfer that already found it loads it per seed: deleting it under a running job
-        fails that job, whose retry trains it again.)"""
+        It disappears at once (renamed aside, then removed). A transfer that already found it
+        loads it per seed: deleting it under a running job fails that job."""
         if not key.isalnum():  # a key names a folder directly under root, nothing else
             return False
-        lock_path = self.root / f".{key}.lock"
         if not (self.root / key).is_dir():
             return False
-        with open(lock_path, "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise AdapterBusy(f"adapter {key} is being trained; try again later") from None
+        with self._lock(key, wait=False):
             if self.get(key) is None:
                 return False
-            shutil.rmtree(self.root / key)
+            trash = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}.deleted-"))
+            os.replace(self.root / key, trash / key)
+            shutil.rmtree(trash, ignore_errors=True)
         return True
+
+    @contextlib.contextmanager
+    def _lock(self, key: str, wait: bool = True) -> Iterator[None]:
+        # Opened read-only (created if absent, readable by all) so that processes running as
+        # other users share it
+        fd = os.open(self.root / f".{key}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise AdapterBusy(f"adapter {key} is being trained; try again later") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def _clear_leftovers(self, key: str) -> None:
+        """Temporary folders of a killed training or deletion of ``key``, and a folder under
+        its name that is not whole (the key's lock is held)."""
+        for leftover in self.root.glob(f".{key}.*"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+        if (self.root / key).exists():
+            shutil.rmtree(self.root / key, ignore_errors=True)
 
     def _store(self, key, task, train, adapter, seed, trained: PeftModel, stage) -> None:
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}."))
@@ -170,7 +197,9 @@ class AdapterLibrary:
                 "stage": stage.to_dict(),
                 "created_at": time.time(),
             }
+            # The metadata last: a folder with it is whole (get reads nothing else)
             (staging / "adapter.json").write_text(json.dumps(meta, indent=2, default=str))
+            staging.chmod(0o755)  # mkdtemp's 0700 would hide it from an API of another user
             staging.rename(self.root / key)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -189,6 +218,7 @@ _KEYED_TRAIN = {
     "epochs", "batch_size", "weight_decay", "warmup_ratio", "max_grad_norm", "max_steps",
     "features", "precision", "unfreezing",
 }  # fmt: skip
+_KEYED_FEATURES = {"max_length", "qa_max_length", "doc_stride"}
 _KEYED_ADAPTER = {"rank", "alpha", "dropout", "learning_rate"}
 # Not part of a key: where or how a stage reports; the adapter stage's rate is the adapter's;
 # how a transfer then uses a source adapter (stacked, continued, fused) does not change it
@@ -217,5 +247,6 @@ def _keyed(settings, always: set[str], never: set[str]) -> dict:
             else spec.default
         )
         if spec.name in always or value != default:
-            data[spec.name] = asdict(value) if dataclasses.is_dataclass(value) else value
+            nested = dataclasses.is_dataclass(value)
+            data[spec.name] = _keyed(value, _KEYED_FEATURES, set()) if nested else value
     return data

@@ -81,6 +81,11 @@ class SweepConfig:
         if self.regime not in REGIME_DEFAULTS:
             raise ValueError(f"unknown regime {self.regime!r} (limited or full)")
         strategy(self.strategy)  # a ValueError naming the choices
+        if self.strategy == "fusion":  # over one adapter its attention has nothing to choose
+            raise ValueError(
+                "fusion fuses several sources' adapters and a sweep measures one source per "
+                "run: run fusion per target over the sources (results/run-strategies.sh does)"
+            )
         if not self.seeds:
             raise ValueError("a sweep needs at least one seed")
 

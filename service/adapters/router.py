@@ -12,7 +12,7 @@ from service.adapters.exceptions import (
     NoAdaptersToTrain,
 )
 from service.adapters.schemas import AdapterBackfill, AdapterList
-from service.auth.dependencies import AdminOwner, CurrentOwner
+from service.auth.dependencies import AdminOwner
 from service.auth.exceptions import AdminRequired, NotAuthenticated
 from service.dependencies import ContextDep, SessionDep, SettingsDep
 from service.errors import responses
@@ -23,14 +23,15 @@ router = APIRouter(prefix="/v1/adapters", tags=["adapters"], responses=responses
 AdapterKey = Annotated[str, Path(pattern=r"^[0-9a-f]{1,64}$", description="the adapter's key")]
 
 
-@router.get("", response_model=AdapterList)
+@router.get("", response_model=AdapterList, responses=responses(AdminRequired))
 def list_adapters(
-    _owner: CurrentOwner,
+    _admin: AdminOwner,
     settings: SettingsDep,
     task: Annotated[str | None, Query(max_length=200, description="one task's only")] = None,
 ) -> AdapterList:
-    """The library's trained source adapters, newest first: what adapter and fusion transfers
-    reuse instead of training a source stage."""
+    """The library's trained source adapters, newest first (admins: they name the tasks they
+    were trained on, owners' too): what adapter and fusion transfers reuse instead of training
+    a source stage."""
     items = service.list_adapters(settings, task)
     return AdapterList(items=items, total=len(items))
 

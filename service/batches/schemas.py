@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 from service.dependencies import DbId
 from service.jobs.schemas import JobRead
 from service.tasks.schemas import TaskRowsCreate
-from service.transfers.schemas import TransferSettings
+from service.transfers.schemas import MixingSettings, TransferSettings
 
 
 class TasksBatch(BaseModel):
@@ -40,6 +40,20 @@ class SweepBatch(BaseModel):
                     f"transfer.source_train.{name} must equal transfer.target_train.{name} in a "
                     "sweep: both stages train with one batch size, learning rate and max_steps "
                     "(only epochs may differ)"
+                )
+        # Nor does a sweep take what its pinned settings do not hold (it would drop them)
+        if self.transfer.strategy == "fusion":
+            raise ValueError(
+                "transfer.strategy fusion fuses several sources, and a sweep measures one source "
+                "per run: start fusion transfers per target instead"
+            )
+        if self.transfer.mixing != MixingSettings():
+            raise ValueError("transfer.mixing: a sweep trains one source per run, unmixed")
+        for stage in (source, target):
+            if stage.unfreezing != "none" or stage.layer_lr_decay != 1.0:
+                raise ValueError(
+                    "transfer.source_train/target_train: a sweep trains every layer at one "
+                    "rate (no unfreezing or layer_lr_decay)"
                 )
         return self
 

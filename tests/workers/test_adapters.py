@@ -184,3 +184,23 @@ def test_an_adapters_key_is_what_decides_its_weights(toy_tasks, tmp_path):
     ]
     assert key not in other and len(set(other)) == len(other)
     assert library.key(task, dataclasses.replace(FAST, layer_lr_decay=1.0), ADAPTER, 0) == key
+
+
+def test_leftovers_of_a_killed_training_are_neither_listed_nor_reused(tiny, toy_tasks, tmp_path):
+    import shutil
+
+    encoder, tokenizer = tiny
+    library = AdapterLibrary(tmp_path, "tiny@1")
+    task = toy_tasks["toy_sts"]
+    path, _ = library.get_or_train(task, encoder, tokenizer, FAST, ADAPTER, 0)
+    staging = tmp_path / f".{path.name}.abc123"  # a training killed before its rename
+    shutil.copytree(path, staging)
+    (staging / "adapter.json").write_text('{"key": "tor')
+    assert [a.path for a in library.entries()] == [path]
+    (path / "adapter.json").write_text('{"key": "tor')  # a folder that is not whole
+    assert library.get(path.name) is None and library.entries() == []
+    again, stage = library.get_or_train(task, encoder, tokenizer, FAST, ADAPTER, 0)
+    assert again == path and not stage.cached and not staging.exists()
+    assert oct(path.stat().st_mode & 0o777) == "0o755"  # readable by an API of another user
+    assert library.delete(path.name) and not path.exists()
+    assert list(tmp_path.glob(f".{path.name}.deleted-*")) == []

@@ -105,6 +105,13 @@ def test_sweep_is_one_job_with_a_run_per_pair_and_cancels_together(client, keys,
     assert job["config"]["transfer"]["strategy"] == "adapter"
     assert job["config"]["transfer"]["adapter"]["rank"] == 4
     client.post(f"/v1/batches/{accepted.json()['id']}/cancel", headers=keys.alice)
+    for dropped in (
+        {"strategy": "fusion"},
+        {"strategy": "joint", "mixing": {"strategy": "weights", "weights": {"a": 0.5}}},
+        {"target_train": {"layer_lr_decay": 0.9}, "source_train": {"layer_lr_decay": 0.9}},
+    ):
+        refused = client.post("/v1/batches", json={**body, "transfer": dropped}, headers=keys.alice)
+        assert refused.status_code == 422, dropped
     # One batch size for both stages: a different source one is refused, not silently dropped.
     split = {**body, "transfer": {"source_train": {"batch_size": 8}}}
     refused = client.post("/v1/batches", json=split, headers=keys.alice)
