@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
     from workers.adapters import AdapterConfig
     from workers.finetune import ProgressCallback, StageResult, TrainConfig
+
+
+# How often a wait for another process's training of the same adapter tries the lock again
+LOCK_POLL_S = 0.5
 
 
 class AdapterBusy(RuntimeError):
@@ -95,7 +99,10 @@ class AdapterLibrary:
         stored one's stage comes back as it was measured, marked ``cached``."""
         key = self.key(task, train, adapter, seed)
         self.root.mkdir(parents=True, exist_ok=True)
-        with self._lock(key):  # one training per key; the others wait, then load it
+        # One training per key: the others wait, then load it. A wait reports the adapter's
+        # stage at step 0 now and then, so a job's progress callback can stop it (cancelled).
+        waiting = (lambda: progress(f"adapter:{task.name}", 0, 1)) if progress else None
+        with self._lock(key, waiting=waiting):
             import copy
 
             from workers.adapters import train_adapter
@@ -156,15 +163,27 @@ class AdapterLibrary:
         return True
 
     @contextlib.contextmanager
-    def _lock(self, key: str, wait: bool = True) -> Iterator[None]:
+    def _lock(
+        self, key: str, wait: bool = True, waiting: Callable[[], None] | None = None
+    ) -> Iterator[None]:
+        """Hold ``key``'s lock. Without ``wait``, ``AdapterBusy`` if another holds it; with
+        it, poll, calling ``waiting`` between tries (it may raise to give up)."""
         # Opened read-only (created if absent, readable by all) so that processes running as
         # other users share it
         fd = os.open(self.root / f".{key}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                raise AdapterBusy(f"adapter {key} is being trained; try again later") from None
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not wait:
+                        raise AdapterBusy(
+                            f"adapter {key} is being trained; try again later"
+                        ) from None
+                    if waiting is not None:
+                        waiting()
+                    time.sleep(LOCK_POLL_S)
             yield
         finally:
             os.close(fd)

@@ -152,12 +152,14 @@ def run_transfer(
     tokenizer: PreTrainedTokenizerBase,
     progress: ProgressCallback | None = None,
     adapters: AdapterLibrary | None = None,
+    on_plan: Callable[[list[float]], None] | None = None,
 ) -> TransferResult:
     """Run ``plan`` on whole tasks: the source stage(s) on the plan's sample of each source,
     then per seed the target from that start and the baseline, on the seed's sample.
 
     ``adapters``: where adapter strategies find and keep source adapters; without it they are
-    trained into a temporary library that ends with this call.
+    trained into a temporary library that ends with this call. ``on_plan`` hears the stages
+    about to run before the first starts (``planned_stages``), so progress can be weighted.
     """
     if not sources:
         raise ValueError("a transfer needs at least one source task")
@@ -167,6 +169,8 @@ def run_transfer(
     sources = [plan.source_rows(s) for s in sources]
     with tempfile.TemporaryDirectory(prefix="taskrec-adapters-") as scratch:
         library = adapters or AdapterLibrary(Path(scratch), "unnamed")
+        if on_plan is not None:
+            on_plan(planned_stages(plan, sources, target, library))
         start, source_stages = training.sources(sources, plain, tokenizer, plan, progress, library)
         baseline_stages, transfer_stages = [], []
         for seed in plan.seeds:
@@ -189,6 +193,32 @@ def run_transfer(
         gain=Summary.of([t - b for t, b in zip(transfer, baseline, strict=True)]),
         protocol=plan.protocol,
     )
+
+
+def planned_stages(
+    plan: TransferPlan, sources: Sequence[TaskData], target: TaskData, library: AdapterLibrary
+) -> list[float]:
+    """The stages ``run_transfer`` runs, in order, each weighed by its training examples (rows
+    × epochs): the source stage(s), then per seed the baseline and the transfer (a joint
+    strategy's transfer trains the target and its sources together). ``sources`` are the
+    plan's samples. A source adapter the library already holds is loaded, not trained: it
+    has no stage."""
+    chosen = strategy(plan.strategy)
+    source_rows = [len(s.train) * plan.source_train.epochs for s in sources]
+    if chosen.kind == "adapter":
+        keys = [library.key(s, plan.source_train, plan.adapter, plan.first_seed) for s in sources]
+        source_rows = [
+            rows for rows, key in zip(source_rows, keys, strict=True) if library.get(key) is None
+        ]
+    if plan.strategy == "multitask":
+        source_rows = [sum(source_rows)]
+    target_rows = len(plan.target_rows(target, plan.seeds[0]).train) * plan.target_train.epochs
+    transfer_rows = target_rows
+    if not chosen.source_stage:
+        source_rows = []
+        transfer_rows += sum(len(s.train) for s in sources) * plan.target_train.epochs
+    weights = [*source_rows, *([target_rows, transfer_rows] * len(plan.seeds))]
+    return [max(w, 1.0) for w in weights]
 
 
 def train_sources(

@@ -426,7 +426,7 @@ def change_library(
     service ``PUT`` and ``DELETE /v1/library/{id}`` call."""
     task = tasks.visible(session, viewer.owner, task_id)
     if action == "promote":
-        library.promote(session, context, task)
+        library.promote(session, context, task, viewer.owner.id)
         return RedirectResponse(f"{PREFIX}/tasks/{task_id}", status_code=303)
     library.remove(session, context, task)
     return RedirectResponse(f"{PREFIX}/library", status_code=303)

@@ -43,10 +43,10 @@ def list_library(
     responses=responses(AdminRequired, TaskNotFound, LibraryNameTaken),
 )
 def promote_task(
-    task: VisibleTask, _admin: AdminOwner, session: SessionDep, context: ContextDep
+    task: VisibleTask, admin: AdminOwner, session: SessionDep, context: ContextDep
 ) -> TaskRead:
     """Promote a submitted task into the library (admins)."""
-    service.promote(session, context, task)
+    service.promote(session, context, task, admin.id)
     return tasks.read_model(session, context.settings, task)
 
 

@@ -28,8 +28,9 @@ from workers.data.validation import TaskValidationError
 log = logging.getLogger(__name__)
 
 
-def promote(session: Session, context: AppContext, task: Task) -> Task:
-    """Put a submitted task into the library; its vectors join the indexes on commit."""
+def promote(session: Session, context: AppContext, task: Task, admin_id: int) -> Task:
+    """Put a submitted task into the library; its vectors join the indexes on commit, and its
+    adapter is queued as a registered task's is (``adapter_backfill_on_register``)."""
     if task.is_library:
         return task
     if tasks.library_name_taken(session, task.name, except_id=task.id):
@@ -37,6 +38,7 @@ def promote(session: Session, context: AppContext, task: Task) -> Task:
     task.is_library = True
     session.flush()
     recommendations.library_changed(session, context, task.id)
+    adapters.entered_library(session, context, admin_id, [task])
     return task
 
 

@@ -7,7 +7,6 @@ from service.tasks import repository as task_repository
 from service.tasks.storage import StoredTask, load_task_data
 from service.transfers import service
 from service.transfers.schemas import TrainSettings, TransferJobConfig, TransferSettings
-from workers.data.schema import TaskData
 
 
 class TaskGone(Exception):
@@ -29,8 +28,16 @@ def run(job: RunningJob) -> None:
     ref = resolve_encoder(config.model)
     encoder, tokenizer = load_encoder(ref)
     library = AdapterLibrary(job.settings.adapters_dir, ref.id)
-    job.expect_stages(*_stage_sizes(plan, sources, target, library))
-    outcome = run_transfer(plan, sources, target, encoder, tokenizer, job.progress, library)
+    outcome = run_transfer(
+        plan,
+        sources,
+        target,
+        encoder,
+        tokenizer,
+        job.progress,
+        library,
+        on_plan=lambda weights: job.expect_stages(len(weights), weights),
+    )
     job.complete(
         lambda session: service.store_result(session, config.run_id, outcome, config.seeds)
     )
@@ -58,34 +65,6 @@ def transfer_plan(config: TransferSettings | TransferJobConfig, device: str | No
         mixing=MixingConfig(**config.mixing.model_dump()),
         adapter=AdapterConfig(**config.adapter.model_dump()),
     )
-
-
-def _stage_sizes(
-    plan, sources: list[TaskData], target: TaskData, library
-) -> tuple[int, list[float]]:
-    """The stages in the order they run, each weighed by its training examples (rows ×
-    epochs): the source stage(s), then per seed the baseline and the transfer (a joint
-    strategy's transfer trains the target and its sources together). A source adapter the
-    library already holds is loaded, not trained: it reports no stage."""
-    from workers.strategies import strategy
-
-    chosen = strategy(plan.strategy)
-    sources = [plan.source_rows(s) for s in sources]
-    source_rows = [len(s.train) * plan.source_train.epochs for s in sources]
-    if chosen.kind == "adapter":
-        keys = [library.key(s, plan.source_train, plan.adapter, plan.first_seed) for s in sources]
-        source_rows = [
-            rows for rows, key in zip(source_rows, keys, strict=True) if library.get(key) is None
-        ]
-    if plan.strategy == "multitask":
-        source_rows = [sum(source_rows)]
-    target_rows = len(plan.target_rows(target, plan.seeds[0]).train) * plan.target_train.epochs
-    transfer_rows = target_rows
-    if not chosen.source_stage:
-        source_rows = []
-        transfer_rows += sum(len(s.train) for s in sources) * plan.target_train.epochs
-    weights = [*source_rows, *([target_rows, transfer_rows] * len(plan.seeds))]
-    return len(weights), [max(w, 1.0) for w in weights]
 
 
 def _train_config(settings: TrainSettings, device: str | None, max_length: int | None):

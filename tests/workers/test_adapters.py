@@ -64,9 +64,17 @@ def test_a_second_transfer_from_the_same_source_reuses_its_adapter(tiny, toy_tas
     library = AdapterLibrary(tmp_path, "tiny@1")
     config = adapter_config("adapter")
     source, target = [toy_tasks["toy_sts"]], toy_tasks["toy_sentiment"]
-    first = run_transfer(config, source, target, encoder, tokenizer, adapters=library)
-    second = run_transfer(config, source, target, encoder, tokenizer, adapters=library)
+    plans: list[list[float]] = []
+    first = run_transfer(
+        config, source, target, encoder, tokenizer, adapters=library, on_plan=plans.append
+    )
+    second = run_transfer(
+        config, source, target, encoder, tokenizer, adapters=library, on_plan=plans.append
+    )
     assert not first.source_stages[0].cached and second.source_stages[0].cached
+    # The job's progress plan: the stored adapter is loaded, not trained, so no source stage
+    seeds = len(config.seeds)
+    assert [len(p) for p in plans] == [1 + 2 * seeds, 2 * seeds]
     assert second.source_stages[0].seconds == pytest.approx(first.source_stages[0].seconds)
     # Same adapter, same seeds: the same result
     assert second.transfer.values == pytest.approx(first.transfer.values)
@@ -204,3 +212,36 @@ def test_leftovers_of_a_killed_training_are_neither_listed_nor_reused(tiny, toy_
     assert oct(path.stat().st_mode & 0o777) == "0o755"  # readable by an API of another user
     assert library.delete(path.name) and not path.exists()
     assert list(tmp_path.glob(f".{path.name}.deleted-*")) == []
+
+
+def test_a_wait_for_another_processs_training_can_be_stopped_or_outlasted(
+    tiny, toy_tasks, tmp_path
+):
+    """While another process trains the same adapter, a second waits on its key's lock and
+    reports the adapter's stage at step 0, so a job's progress callback can cancel the wait."""
+    import threading
+
+    encoder, tokenizer = tiny
+    library = AdapterLibrary(tmp_path, "tiny@1")
+    task = toy_tasks["toy_sts"]
+    key = library.key(task, FAST, ADAPTER, 0)
+    reported: list[tuple[str, int]] = []
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_on_second_report(stage: str, step: int, total: int) -> None:
+        reported.append((stage, step))
+        if len(reported) == 2:
+            raise Cancelled
+
+    # Another process's training holds the key's lock
+    with library._lock(key), pytest.raises(Cancelled):
+        library.get_or_train(task, encoder, tokenizer, FAST, ADAPTER, 0, cancel_on_second_report)
+    assert reported == [("adapter:toy_sts", 0)] * 2 and library.entries() == []
+
+    held = library._lock(key)
+    held.__enter__()
+    threading.Timer(1.0, held.__exit__, (None, None, None)).start()  # the other one ends
+    path, stage = library.get_or_train(task, encoder, tokenizer, FAST, ADAPTER, 0)
+    assert path.is_dir() and not stage.cached and [a.key for a in library.entries()] == [key]

@@ -16,8 +16,14 @@ def test_sequential_transfer_reports_baseline_transfer_and_gain(tiny, toy_tasks)
     encoder, tokenizer = tiny
     sources = [toy_tasks["toy_sts"], toy_tasks["toy_ner"]]
     config = TransferPlan(seeds=(0, 1), source_train=FAST, target_train=FAST)
-    result = run_transfer(config, sources, toy_tasks["toy_sentiment"], encoder, tokenizer)
+    plans: list[list[float]] = []
+    target = toy_tasks["toy_sentiment"]
+    result = run_transfer(config, sources, target, encoder, tokenizer, on_plan=plans.append)
     assert result.sources == ["toy_sts", "toy_ner"] and result.metric == "accuracy"
+    # Announced before it ran: two source stages, then a baseline and a transfer per seed,
+    # each weighed by the rows it trains on (× epochs)
+    rows = [len(s.train) * 2 for s in sources] + [len(target.train) * 2] * 4
+    assert plans == [rows]
     assert [s.tasks for s in result.source_stages] == [["toy_sts"], ["toy_ner"]]
     assert len(result.baseline_stages) == len(result.transfer_stages) == 2
     gains = [t - b for t, b in zip(result.transfer.values, result.baseline.values, strict=True)]

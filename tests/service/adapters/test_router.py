@@ -118,6 +118,22 @@ def test_registered_library_tasks_get_their_adapters_as_backfill(
     assert (adapter["task"], adapter["rows"]) == ("alpha", 16)
 
 
+@pytest.mark.parametrize(
+    "settings_overrides", [{"adapter_backfill_on_register": True}], indirect=True
+)
+def test_a_promoted_task_gets_its_adapter_as_backfill_too(
+    client, keys, ready_task, make_rows, wait_job
+):
+    task = ready_task(keys.alice, "promoted", offset=1, validation=make_rows(6, 3))
+    assert client.get("/v1/jobs?kind=adapters", headers=keys.admin).json()["total"] == 0
+    assert client.put(f"/v1/library/{task['id']}", headers=keys.admin).status_code == 200
+    [job] = client.get("/v1/jobs?kind=adapters", headers=keys.admin).json()["items"]
+    assert (job["task_id"], job["queue"]) == (task["id"], "backfill")
+    assert wait_job(job["id"], keys.admin, timeout=180)["state"] == "succeeded"
+    [adapter] = client.get("/v1/adapters", headers=keys.admin).json()["items"]
+    assert adapter["task"] == "promoted"
+
+
 def test_registering_queues_no_adapters_by_default(client, keys, task_folder):
     folder = task_folder("beta", 2)
     response = client.post("/v1/library/folders", json={"path": str(folder)}, headers=keys.admin)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -356,6 +357,26 @@ def test_owner_flow(pw, server, tmp_path):
         page.locator("ol.ranking details").first.click()
         browser.shot("task")
 
+        # A transfer started from the task page with a strategy of the select: the transfers
+        # page names the strategy and the run's cost
+        page.select_option("select[name=strategy]", "adapter")
+        page.click("form[action$='/transfer'] button[type=submit]")
+        page.wait_for_url("**/dashboard/jobs")
+        with server.api(server.alice) as alice:
+            adapter_run = _wait(
+                "the adapter transfer",
+                lambda: next(
+                    (
+                        r
+                        for r in alice.get("/v1/transfers").json()["items"]
+                        if r["strategy"] == "adapter" and r["state"] in ("succeeded", "failed")
+                    ),
+                    None,
+                ),
+            )
+        assert adapter_run["state"] == "succeeded", adapter_run["error"]
+        assert adapter_run["result"]["cost"]["seconds"] > 0
+
         browser.go("/dashboard/map?method=textemb")
         _plotted(page)
         assert page.locator("#map .legendtext").count() >= 2  # coloured by type
@@ -375,6 +396,10 @@ def test_owner_flow(pw, server, tmp_path):
         _plotted(page)
         assert "lib_b" in page.inner_text("main")
         assert page.locator(".chart .heatmaplayer, .chart .hm").count() >= 1
+        adapter_row = page.locator("tr", has=page.locator(".badge", has_text="adapter"))
+        assert adapter_row.count() == 1
+        cost = adapter_row.locator("td.num").last.inner_text()
+        assert re.fullmatch(r"[\d.]+ s", cost), cost
         browser.shot("transfers")
 
         browser.go("/dashboard/quality")
