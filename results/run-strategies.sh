@@ -8,9 +8,12 @@
 # - adapter: `taskrec sweep --strategy adapter` (one source per run: a fresh target adapter
 #   stacked over the source's, against a fresh target adapter) into results/strategy-adapter.csv;
 #   its source adapters are kept in the adapter library under the checkpoints folder;
-# - fusion: per target, AdapterFusion over all six sources' adapters (`taskrec transfer
-#   --strategy fusion`), one JSON per target under results/strategy-fusion/.
-# bash results/evaluate-strategies.sh then writes the comparison into docs/results.md.
+# - fusion: `taskrec sweep --strategy fusion` with the same settings and checkpoints folder (so
+#   it loads the adapter sweep's six source adapters instead of training them): per target ×
+#   seed, AdapterFusion over all six sources' adapters, against a fresh target adapter, into
+#   results/strategy-fusion.csv (source column snli+qnli+...).
+# `.venv/bin/python -m workers.research.strategies --report docs/results.md` then writes the
+# comparison into docs/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -18,24 +21,14 @@ CHECKPOINTS=${TASKREC_SWEEP_CHECKPOINTS:-/var/tmp/taskrec/checkpoints}
 SOURCES=snli,qnli,stsb,sst2,conll2003_ner,social_i_qa
 TARGETS=rte,mrpc,cb,tweet_eval_irony,sick_relatedness,wnut17_ner
 
-nice -n 10 .venv/bin/taskrec sweep --strategy adapter --seeds 0,1,2 \
-  --out results/strategy-adapter.csv --checkpoints "$CHECKPOINTS" --threads 1 \
-  --target-n 200 --eval-n 200 --max-length 64 --target-epochs 3 --batch-size 16 \
-  --targets "$TARGETS" --sources "$SOURCES"
-
-mkdir -p results/strategy-fusion
-# The transfer command's adapter library is the sweep's and its token limits the sweep's (64;
-# 256 per QA window), but its QA stride is the default one (the sweep's limited regime uses
-# 64), which is part of an adapter's key: the first target trains the six sources' adapters
-# again, on the same rows, and the next five reuse them.
-export TASKREC_ADAPTERS_PATH="$CHECKPOINTS/adapters" TASKREC_MAX_LENGTH=64 TASKREC_QA_MAX_LENGTH=256
-export OMP_NUM_THREADS=1
-for target in ${TARGETS//,/ }; do
-  out=results/strategy-fusion/$target.json
-  [ -s "$out" ] && continue
-  nice -n 10 .venv/bin/taskrec transfer --strategy fusion \
-    $(printf -- '--source %s ' ${SOURCES//,/ }) --target "$target" --seeds 0,1,2 \
-    --regime limited --source-n 1000 --source-epochs 2 --target-n 200 --eval-n 200 \
-    --epochs 3 --batch-size 16 --json > "$out.tmp"
-  mv "$out.tmp" "$out"
+# Fusion's baseline is the adapter strategy's (a fresh target adapter, same seeds and rows):
+# the adapter sweep's baselines serve both rather than being measured twice.
+for strategy in adapter fusion; do
+  if [ "$strategy" = fusion ] && [ ! -f results/strategy-fusion.baselines.csv ]; then
+    cp results/strategy-adapter.baselines.csv results/strategy-fusion.baselines.csv
+  fi
+  nice -n 10 .venv/bin/taskrec sweep --strategy "$strategy" --seeds 0,1,2 \
+    --out "results/strategy-$strategy.csv" --checkpoints "$CHECKPOINTS" --threads 1 \
+    --target-n 200 --eval-n 200 --max-length 64 --target-epochs 3 --batch-size 16 \
+    --targets "$TARGETS" --sources "$SOURCES"
 done

@@ -11,11 +11,15 @@ loaded instead of trained, and a crash or ``kill -9`` loses at most the run in f
 A sidecar ``.sweep.json`` pins the settings that decide the numbers, and ``.tasks.json`` each
 task's data hash, so a CSV never mixes runs made under different settings or on different data.
 
-Any strategy of ``workers.strategies`` sweeps, one source per run, through the same training as a
-transfer (``workers.transfer.TRAINING``): the source stage of ``adapter`` and ``fusion`` is the
-source's adapter, kept in an adapter library under the checkpoints folder, and their baseline a
-fresh target adapter, so a strategy's baselines and rows go to a results file of its own (the
-strategy is pinned; a ``sequential`` sweep's pinned settings are what they were before).
+Any strategy of ``workers.strategies`` sweeps through the same training as a transfer
+(``workers.transfer.TRAINING``): the source stage of ``adapter`` and ``fusion`` is the source's
+adapter, kept in an adapter library under the checkpoints folder (so sweeps of either strategy
+with the same settings share them), and their baseline a fresh target adapter, so a strategy's
+baselines and rows go to a results file of its own (the strategy is pinned; a ``sequential``
+sweep's pinned settings are what they were before). Every strategy measures one source per run
+but ``fusion``, which is several sources by nature: its one run per target × seed fuses the
+adapters of all the sweep's sources but the target, in the order given, and its ``source`` is
+their names joined by "+" (``snli+qnli+sick``; ``workers.selection.results.FUSED``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from workers.adapter_library import AdapterLibrary
 from workers.adapters import AdapterConfig
@@ -41,7 +46,13 @@ from workers.encoder import EncoderRef, load_encoder, load_tokenizer, pick_devic
 from workers.features import FeatureConfig
 from workers.finetune import StageResult, TrainConfig, save_checkpoint, train_stage
 from workers.heads import TaskModel
-from workers.selection.results import ResultsWriter, TransferRow, read_results, repair_tail
+from workers.selection.results import (
+    FUSED,
+    ResultsWriter,
+    TransferRow,
+    read_results,
+    repair_tail,
+)
 from workers.strategies import strategy
 from workers.transfer import TRAINING, SeedRun, TransferPlan
 
@@ -81,11 +92,6 @@ class SweepConfig:
         if self.regime not in REGIME_DEFAULTS:
             raise ValueError(f"unknown regime {self.regime!r} (limited or full)")
         strategy(self.strategy)  # a ValueError naming the choices
-        if self.strategy == "fusion":  # over one adapter its attention has nothing to choose
-            raise ValueError(
-                "fusion fuses several sources' adapters and a sweep measures one source per "
-                "run: run fusion per target over the sources (results/run-strategies.sh does)"
-            )
         if not self.seeds:
             raise ValueError("a sweep needs at least one seed")
 
@@ -179,7 +185,8 @@ class SweepEvent:
     total: int = 0
     row: TransferRow | None = None
     # "plan" only: the relative size of every training stage this call will run, in order
-    # (baselines, then per source its training, if not checkpointed, and its transfers)
+    # (baselines, then per source its training, if not checkpointed, and its transfers; for
+    # fusion, per target each fused adapter not yet stored, once, and the fused runs)
     stage_weights: tuple[float, ...] = ()
 
 
@@ -200,6 +207,37 @@ class SweepReport:
 
 class SweepSettingsError(ValueError):
     """The results file was made under other settings than this sweep's."""
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+Named = TypeVar("Named", bound=_Named)  # a TaskData, or a TaskSize for a cost estimate
+
+
+def fused_sources(sources: Sequence[Named], target: str) -> list[Named]:
+    """What a fusion sweep fuses for ``target``: every source but the target, in order."""
+    return [source for source in sources if source.name != target]
+
+
+def source_label(sources: Sequence[Named]) -> str:
+    """A run's ``source`` column: its source's name, or the fused sources' joined by "+"."""
+    return FUSED.join(source.name for source in sources)
+
+
+@dataclass
+class _Route:
+    """Runs that start from the same source stage(s): one source's (its targets but itself),
+    or the adapters of the sources a fusion run fuses (its one target)."""
+
+    sources: list[TaskData]
+    targets: list[TaskData]
+
+    @property
+    def label(self) -> str:
+        return source_label(self.sources)
 
 
 def run_sweep(
@@ -231,48 +269,62 @@ class _Sweep:
         self._finished = 0
         self._sampled: dict[str, TaskData] = {}
         self._source_seconds: dict[str, float | None] = {}
+        self._adapter_paths: dict[str, Path] = {}
 
     def run(self) -> SweepReport:
         seeds = self.config.seeds
         baselines = [(t, s) for t in self.targets for s in seeds]
         baselines = [(t, s) for t, s in baselines if (t.name, s) not in self.baselines]
-        todo = {src.name: self._pending(src) for src in self.sources}
-        self._total = len(baselines) + sum(len(p) for p in todo.values())
-        planned = len(self.targets) * len(seeds) + sum(
-            len(seeds) * sum(t.name != src.name for t in self.targets) for src in self.sources
-        )
+        routes = self._routes()
+        todo = [(route, self._pending(route)) for route in routes]
+        self._total = len(baselines) + sum(len(pending) for _, pending in todo)
+        planned = len(self.targets) * len(seeds) + len(seeds) * sum(len(r.targets) for r in routes)
         self.report.skipped = planned - self._total
         weights = self._stage_weights(baselines, todo)
         self.emit(SweepEvent("plan", "sweep", 0, self._total, stage_weights=weights))
         for target, seed in baselines:
             self._baseline(target, seed)
         with ResultsWriter(self.paths.results) as writer:
-            for source in self.sources:
-                if todo[source.name]:
-                    start = self._source_start(source)
-                    for target, seed in todo[source.name]:
-                        self._transfer(source, start, target, seed, writer)
+            for route, pending in todo:
+                if pending:
+                    start = self._route_start(route)
+                    for target, seed in pending:
+                        self._transfer(route, start, target, seed, writer)
         return self.report
+
+    def _routes(self) -> list[_Route]:
+        """The sweep's runs, grouped by the source stage(s) they start from, in the order
+        they run: each source's targets, or (fusion) per target, all the other sources."""
+        if self.config.strategy == "fusion":
+            routes = [_Route(fused_sources(self.sources, t.name), [t]) for t in self.targets]
+            return [route for route in routes if route.sources]
+        return [
+            _Route([source], [t for t in self.targets if t.name != source.name])
+            for source in self.sources
+        ]
 
     def _stage_weights(self, baselines, todo) -> tuple[float, ...]:
         """Each training stage's cost in the order ``run`` runs them (``estimate_cost``'s
         units), so progress can be step-weighted: a 10,000-row source outweighs a target run."""
         target = lambda task: target_run_cost(len(task.train), task.spec.type, self.config)  # noqa: E731
         weights = [target(t) for t, _ in baselines]
-        for source in self.sources:
-            if not todo[source.name]:
+        weighed: set[str] = set()  # a source fused for several targets is trained once
+        for route, pending in todo:
+            if not pending:
                 continue
-            if not self._source_ready(source):
-                weights.append(source_cost(len(source.train), source.spec.type, self.config))
-            weights += [target(t) for t, _ in todo[source.name]]
+            for source in route.sources:
+                if source.name not in weighed and not self._source_ready(source):
+                    weights.append(source_cost(len(source.train), source.spec.type, self.config))
+                weighed.add(source.name)
+            weights += [target(t) for t, _ in pending]
         return tuple(weights)
 
-    def _pending(self, source: TaskData) -> list[tuple[TaskData, int]]:
+    def _pending(self, route: _Route) -> list[tuple[TaskData, int]]:
         return [
             (t, s)
-            for t in self.targets
+            for t in route.targets
             for s in self.config.seeds
-            if t.name != source.name and (source.name, t.name, s) not in self.done
+            if (route.label, t.name, s) not in self.done
         ]
 
     # --- stages ----------------------------------------------------------------------------
@@ -286,15 +338,15 @@ class _Sweep:
         self._finish("baseline", f"baseline {target.name} seed {seed}")
         return score
 
-    def _transfer(self, source, start, target, seed, writer: ResultsWriter) -> None:
-        label = f"{source.name}->{target.name}"
-        stage = TRAINING[self.config.strategy].transfer(start, self._seed_run(source, target, seed))
+    def _transfer(self, route: _Route, start, target, seed, writer: ResultsWriter) -> None:
+        label = f"{route.label}->{target.name}"
+        stage = TRAINING[self.config.strategy].transfer(start, self._seed_run(route, target, seed))
         score = _score(stage, target)
         baseline = self.baselines.get((target.name, seed))
         if baseline is None:  # the sidecar was lost: measure it again rather than guess
             baseline = self._baseline(target, seed)
         row = TransferRow(
-            source.name,
+            route.label,
             target.name,
             seed,
             score,
@@ -305,7 +357,7 @@ class _Sweep:
             trainable_params=stage.trainable_params,
             total_params=stage.total_params,
             peak_memory_mb=None if stage.peak_memory_mb is None else round(stage.peak_memory_mb),
-            source_seconds=self._source_seconds.get(source.name),
+            source_seconds=self._route_source_seconds(route),
         )
         writer.write(row)
         self.done.add(row.key)
@@ -313,9 +365,14 @@ class _Sweep:
         self.report.rows.append(row)
         self._finish("transfer", f"{label} seed {seed}", row)
 
-    def _seed_run(self, source: TaskData | None, target: TaskData, seed: int) -> SeedRun:
+    def _route_source_seconds(self, route: _Route) -> float | None:
+        """What the route's source stages cost (fusion: every fused adapter's training)."""
+        seconds = [self._source_seconds.get(source.name) for source in route.sources]
+        return None if None in seconds else round(sum(seconds), 2)
+
+    def _seed_run(self, route: _Route | None, target: TaskData, seed: int) -> SeedRun:
         """One seed's target sample (and, for a joint strategy, the source's rows)."""
-        sources = [self._source_data(source)] if source is not None else []
+        sources = [self._source_data(s) for s in route.sources] if route is not None else []
         return SeedRun(
             sources,
             self._plan.target_rows(target, seed),
@@ -324,12 +381,20 @@ class _Sweep:
             self._plan,
             seed,
             self._step_progress,
-            f"transfer:{source.name}" if source is not None else "target",
+            f"transfer:{route.label}" if route is not None else "target",
         )
 
     @cached_property
     def _plan(self) -> TransferPlan:
         return self.config.plan()
+
+    def _route_start(self, route: _Route):
+        """What the route's transfers start from: its source's start, or (fusion) the fused
+        sources' adapter folders, in order."""
+        if self.config.strategy == "fusion":
+            return [self._adapter_path(source) for source in route.sources]
+        (source,) = route.sources
+        return self._source_start(source)
 
     def _source_start(self, source: TaskData):
         """What the source's transfers start from: its trained encoder (loaded from its
@@ -339,6 +404,21 @@ class _Sweep:
         if not chosen.source_stage:
             return None
         if chosen.kind == "adapter":
+            return [self._adapter_path(source)]
+        path = self._checkpoint_path(source)
+        if not (path / "checkpoint.json").is_file():
+            seconds = self._train_source(source, path)
+            self._count_source(False, source, seconds)
+        else:
+            meta = json.loads((path / "checkpoint.json").read_text())
+            self._count_source(True, source, meta.get("seconds"))
+        encoder, _ = load_encoder(EncoderRef(source.name, path.name, str(path / "encoder")))
+        return _fresh_config(encoder).to(pick_device(self.config.device))
+
+    def _adapter_path(self, source: TaskData) -> Path:
+        """The source's adapter folder, from the adapter library (trained there first); asked
+        of the library once per sweep, however many fusions use it."""
+        if source.name not in self._adapter_paths:
             path, stage = self._adapters.get_or_train(
                 self._source_data(source),
                 self._plain_encoder(),
@@ -349,16 +429,8 @@ class _Sweep:
                 self._step_progress,
             )
             self._count_source(stage.cached, source, stage.seconds)
-            return [path]
-        path = self._checkpoint_path(source)
-        if not (path / "checkpoint.json").is_file():
-            seconds = self._train_source(source, path)
-            self._count_source(False, source, seconds)
-        else:
-            meta = json.loads((path / "checkpoint.json").read_text())
-            self._count_source(True, source, meta.get("seconds"))
-        encoder, _ = load_encoder(EncoderRef(source.name, path.name, str(path / "encoder")))
-        return _fresh_config(encoder).to(pick_device(self.config.device))
+            self._adapter_paths[source.name] = path
+        return self._adapter_paths[source.name]
 
     def _count_source(self, loaded: bool, source: TaskData, seconds: float | None) -> None:
         self._source_seconds[source.name] = None if seconds is None else round(seconds, 2)
@@ -501,8 +573,9 @@ def estimate_cost(
 ) -> SweepCost:
     """What a sweep still has to run and roughly how long: a multiple-choice example costs one
     sequence per choice (4 assumed), an extractive-QA one a few long windows; scoring costs a
-    third of training per example. ``trained`` sources (checkpointed), ``done`` runs and
-    ``baselines_done`` are not counted."""
+    third of training per example. ``trained`` sources (checkpointed, or their adapter stored),
+    ``done`` runs and ``baselines_done`` are not counted. A fusion sweep runs one fused run per
+    target × seed; every other strategy one per source."""
     examples = 0.0
     to_train = [s for s in sources if s.name not in trained]
     for source in to_train:
@@ -510,12 +583,13 @@ def estimate_cost(
     runs = baselines = 0
     for target in targets:
         per_run = target_run_cost(target.rows, target.type, config)
+        if config.strategy == "fusion":
+            fused = fused_sources(sources, target.name)
+            labels = [source_label(fused)] if fused else []
+        else:
+            labels = [s.name for s in sources if s.name != target.name]
         for seed in config.seeds:
-            pending = [
-                s
-                for s in sources
-                if s.name != target.name and (s.name, target.name, seed) not in done
-            ]
+            pending = [label for label in labels if (label, target.name, seed) not in done]
             runs += len(pending)
             baseline = (target.name, seed) not in baselines_done
             baselines += baseline

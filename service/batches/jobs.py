@@ -1,7 +1,8 @@
 """The sweep job of a ``kind: sweep`` batch: ``workers.sweep.run_sweep`` over its tasks.
 
 Each source is trained once and each target × seed's baseline measured once, however many pairs
-share them; a pair's result is stored on its transfer run as soon as all its seeds are in. The
+share them; a pair's result is stored on its transfer run as soon as all its seeds are in (a
+fusion batch has one run per target, fusing every source but the target). The
 sweep's CSV lives under ``<artifacts>/sweeps/batch-<id>/``, so a retried job (a worker killed
 mid-sweep) resumes where the last attempt stopped instead of starting over; source checkpoints
 live in the ``checkpoints_dir`` setting's folder, shared by every batch that trains the same
@@ -34,11 +35,9 @@ def run(job: RunningJob) -> None:
         task_id: _keyed(load_task_data(stored, job.settings), task_id)
         for task_id, stored in zip(task_ids, stored_tasks(job, task_ids), strict=True)
     }
-    runs = {
-        (data[p.source_task_id].name, data[p.target_task_id].name): p.run_id for p in config.pairs
-    }
     sources = [data[i] for i in dict.fromkeys(p.source_task_id for p in config.pairs)]
     targets = [data[i] for i in dict.fromkeys(p.target_task_id for p in config.pairs)]
+    runs = _run_keys(config, data, sources)
     # Checkpoints are named by their source's data and stage settings, so later batches (and
     # `taskrec sweep`) share the folder safely and reuse what an earlier one trained.
     paths = SweepPaths(
@@ -92,6 +91,21 @@ class _Recorder:
                 with self.job.session() as session:
                     transfers.store_measured(session, run_id, measured)
                 self.stored.add(run_id)
+
+
+def _run_keys(config: SweepJobConfig, data: dict, sources: list) -> dict[tuple[str, str], int]:
+    """Each run's id by the (source, target) of its sweep rows; a fusion run's rows name every
+    source but the target, fused (``workers.sweep.source_label``)."""
+    from workers.sweep import fused_sources, source_label
+
+    keys = {}
+    for pair in config.pairs:
+        target = data[pair.target_task_id].name
+        source = data[pair.source_task_id].name
+        if config.transfer.strategy == "fusion":
+            source = source_label(fused_sources(sources, target))
+        keys[(source, target)] = pair.run_id
+    return keys
 
 
 def _keyed(task, task_id: int):

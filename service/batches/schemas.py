@@ -21,7 +21,8 @@ class TasksBatch(BaseModel):
 
 class SweepBatch(BaseModel):
     """One transfer run per (source, target) pair, source ≠ target, measured by one sweep job:
-    each source trained once, each target × seed's baseline once (``workers.sweep``)."""
+    each source trained once, each target × seed's baseline once (``workers.sweep``). A
+    ``fusion`` sweep makes one run per target instead, fusing every source but the target."""
 
     kind: Literal["sweep"]
     description: str | None = Field(None, max_length=500)
@@ -42,11 +43,6 @@ class SweepBatch(BaseModel):
                     "(only epochs may differ)"
                 )
         # Nor does a sweep take what its pinned settings do not hold (it would drop them)
-        if self.transfer.strategy == "fusion":
-            raise ValueError(
-                "transfer.strategy fusion fuses several sources, and a sweep measures one source "
-                "per run: start fusion transfers per target instead"
-            )
         if self.transfer.mixing != MixingSettings():
             raise ValueError("transfer.mixing: a sweep trains one source per run, unmixed")
         for stage in (source, target):
@@ -82,6 +78,8 @@ class BatchPage(BaseModel):
 
 
 class SweepPair(BaseModel):
+    """A source and target of the run ``run_id`` (a fusion run has one pair per source)."""
+
     source_task_id: int
     target_task_id: int
     run_id: int

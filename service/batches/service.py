@@ -58,7 +58,8 @@ def _create_tasks(session, context, owner, batch: Batch, body: TasksBatch) -> No
 
 
 def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> None:
-    """A run per pair and one sweep job measuring them all (sources trained once)."""
+    """A run per pair (fusion: per target) and one sweep job measuring them all (sources
+    trained once)."""
     pairs = [(s, t) for t in body.targets for s in body.sources if s != t]
     if not pairs:
         raise BatchInvalid("the sweep has no (source, target) pair with source ≠ target")
@@ -68,7 +69,7 @@ def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> No
     for task in found.values():  # sources and targets alike train on their labels
         transfers.require_labels(task)
     transfer = transfers.with_size_defaults(body.transfer, context.settings)
-    runs = [transfers.create_run(session, owner, found[t], [found[s]], transfer) for s, t in pairs]
+    runs = _runs(session, owner, found, pairs, transfer)
     config = SweepJobConfig(
         batch_id=batch.id,
         pairs=[
@@ -83,7 +84,25 @@ def _create_sweep(session, context, owner, batch: Batch, body: SweepBatch) -> No
     job = jobs.queue_job(session, context, owner.id, JobKind.SWEEP, sweep, batch_id=batch.id)
     for run in runs:
         run.job_id = job.id
-    batch.spec = {"transfer_ids": [run.id for run in runs], "pairs": pairs}
+    batch.spec = {"transfer_ids": list(dict.fromkeys(run.id for run in runs)), "pairs": pairs}
+
+
+def _runs(session, owner, found: dict, pairs: list[tuple[int, int]], transfer) -> list:
+    """Each pair's transfer run: its own, or (fusion) its target's one run over the sources
+    of all the target's pairs, in the order the sweep job fuses them (``jobs.run`` takes its
+    sources in their order of first appearance among the pairs)."""
+    if transfer.strategy != "fusion":
+        return [
+            transfers.create_run(session, owner, found[t], [found[s]], transfer) for s, t in pairs
+        ]
+    order = list(dict.fromkeys(s for s, _ in pairs))
+    fused = {
+        t: transfers.create_run(
+            session, owner, found[t], [found[s] for s in order if s != t], transfer
+        )
+        for t in dict.fromkeys(t for _, t in pairs)
+    }
+    return [fused[t] for _, t in pairs]
 
 
 def visible(session: Session, owner: Owner, batch_id: int) -> Batch:

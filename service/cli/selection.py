@@ -49,6 +49,12 @@ pinned in <out>.sweep.json), and so is a task whose data changed (hashes in <out
 Tasks are names under the tasks root (TASKREC_TASKS_ROOT) or folders, comma-separated or
 repeated; "all" is every task under the root.
 
+--strategy adapter and fusion keep each source's adapter in the adapter library under the
+checkpoints folder, so an adapter sweep and a fusion sweep with the same settings and
+--checkpoints share them. A fusion sweep measures one run per target × seed, fusing the adapters
+of every source but the target; its rows' source is their names joined by "+" (snli+qnli+sick),
+which taskrec evaluate refuses (it scores single sources).
+
 Cost in the limited regime (1,000 source rows, 200 target rows, at most 500 validation rows, 128
 tokens): (sources × targets + targets) × seeds target runs plus one stage per source. With MiniLM
 on a busy 2-core CPU one stage takes about 4 minutes (trec → rte, one seed: baseline, source and
@@ -107,7 +113,8 @@ def sweep(
         StrategyChoice,
         typer.Option(
             help="How each (source, target) run trains (workers.strategies); pinned with the "
-            "results file, whose baselines are the strategy's."
+            "results file, whose baselines are the strategy's. fusion: one run per target × "
+            "seed, AdapterFusion over every source but the target (source column a+b+c)."
         ),
     ] = "sequential",
     adapter_transfer: Annotated[
@@ -256,15 +263,15 @@ def evaluate(
     from workers.research.evaluate import evaluate as run_evaluation
     from workers.research.evaluate import plot as draw
     from workers.selection.rankers import LearnedRanker, embedding_methods_needed, expand_methods
-    from workers.selection.results import read_results
+    from workers.selection.results import read_results, single_source_rows
 
     settings = _repository_embeddings(get_settings(), not as_json)
     with user_errors():
         results_csv = _scored_file(results_csv, test)
-        rows = read_results(results_csv)
+        rows = single_source_rows(read_results(results_csv), results_csv)
         if not rows:
             raise UserError(f"{results_csv} holds no transfer rows")
-        train_rows = read_results(train) if train is not None else None
+        train_rows = single_source_rows(read_results(train), train) if train is not None else None
         if train is not None and report is not None:
             raise UserError("--report describes one matrix: leave out --train")
         learn_from = train_rows if train_rows is not None else rows
@@ -342,7 +349,7 @@ def _evidence_files(specs: list[str]) -> list[Any]:
     import json
 
     from workers.research.report import EvidenceSetFile
-    from workers.selection.results import read_results
+    from workers.selection.results import read_results, single_source_rows
 
     found = []
     for spec in specs:
@@ -351,7 +358,8 @@ def _evidence_files(specs: list[str]) -> list[Any]:
             raise UserError(f"--evidence-set takes NAME=CSV, got {spec!r}")
         pinned = Path(path).with_suffix(".sweep.json")
         settings = json.loads(pinned.read_text()) if pinned.is_file() else {}
-        found.append(EvidenceSetFile(name, read_results(path), settings))
+        rows = single_source_rows(read_results(path), path)
+        found.append(EvidenceSetFile(name, rows, settings))
     return found
 
 

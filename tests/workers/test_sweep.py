@@ -261,3 +261,86 @@ def test_a_results_file_begun_without_cost_columns_keeps_its_columns(
     assert lines[0] == ",".join(FIELDS) and len(lines) == 2
     assert len(lines[1].split(",")) == len(FIELDS)
     assert "strategy" not in json.loads(paths.settings.read_text())
+
+
+def test_a_fusion_sweep_fuses_the_adapters_an_adapter_sweep_kept_and_resumes(
+    two_tasks, toy_tasks, tiny_ref, paths, tmp_path
+) -> None:
+    from workers.adapters import AdapterConfig
+
+    target = toy_tasks["toy_choice"]
+    adapter = dataclasses.replace(
+        CONFIG, seeds=(0,), strategy="adapter", adapter=AdapterConfig(rank=4)
+    )
+    adapter_paths = SweepPaths(tmp_path / "adapter.csv", paths.checkpoints)
+    run_sweep(two_tasks, [target], tiny_ref, adapter_paths, adapter)
+    library = paths.checkpoints / "adapters"
+    stored = {p: p.stat().st_mtime_ns for p in library.glob("*/adapter.json")}
+    assert len(stored) == 2
+    adapter_rows = {r.source: r for r in read_results(adapter_paths.results)}
+
+    fusion = dataclasses.replace(adapter, strategy="fusion")
+    events: list[SweepEvent] = []
+    report = run_sweep(two_tasks, [target], tiny_ref, paths, fusion, events.append)
+    # The adapter sweep's two adapters are loaded, not trained again; one fused run is made
+    assert (report.sources_trained, report.sources_loaded) == (0, 2)
+    assert (report.baselines_run, report.transfers_run) == (1, 1)
+    assert {p: p.stat().st_mtime_ns for p in library.glob("*/adapter.json")} == stored
+    (row,) = read_results(paths.results)
+    assert row.key == ("toy_sts+toy_sentiment", "toy_choice", 0)
+    assert row.gain == pytest.approx(row.score - row.baseline)
+    # Against the adapter strategy's baseline (a fresh target adapter), measured the same way
+    assert row.baseline > 0
+    assert row.baseline == pytest.approx(adapter_rows["toy_sts"].baseline, abs=1e-6)
+    # The fused adapters' trainings added up, as the library recorded each
+    fused = [adapter_rows[name].source_seconds for name in ("toy_sts", "toy_sentiment")]
+    assert min(fused) > 0 and row.source_seconds == pytest.approx(sum(fused))
+    assert row.seconds > 0 and 0 < row.trainable_params < row.total_params
+    pinned = json.loads(paths.settings.read_text())
+    assert pinned["strategy"] == "fusion" and pinned["adapter"]["rank"] == 4
+    # Progress weighs a baseline and the fused run: both adapters were stored already
+    assert events[0].kind == "plan" and len(events[0].stage_weights) == 2
+
+    again = run_sweep(two_tasks, [target], tiny_ref, paths, fusion)
+    assert (again.sources_trained, again.sources_loaded) == (0, 0)
+    assert (again.baselines_run, again.transfers_run, again.skipped) == (0, 0, 2)
+    assert len(read_results(paths.results)) == 1
+
+
+def test_a_fusion_sweep_leaves_each_target_out_of_its_fusion_and_trains_each_adapter_once(
+    two_tasks, toy_tasks, tiny_ref, paths
+) -> None:
+    from workers.adapters import AdapterConfig
+
+    sentiment = two_tasks[1]
+    targets = [sentiment, toy_tasks["toy_ner"]]
+    config = dataclasses.replace(
+        CONFIG, seeds=(0,), strategy="fusion", adapter=AdapterConfig(rank=4)
+    )
+    events: list[SweepEvent] = []
+    report = run_sweep(two_tasks, targets, tiny_ref, paths, config, events.append)
+    assert (report.sources_trained, report.sources_loaded, report.transfers_run) == (2, 0, 2)
+    assert [r.key for r in read_results(paths.results)] == [
+        ("toy_sts", "toy_sentiment", 0),  # toy_sentiment is not fused into its own run
+        ("toy_sts+toy_sentiment", "toy_ner", 0),
+    ]
+    # 2 baselines; toy_sts's adapter and its run; toy_sentiment's adapter and the run of both
+    stages = [e.label for e in events if e.kind == "step"]
+    assert len(events[0].stage_weights) == len(dict.fromkeys(stages)) == 6
+
+
+def test_the_cost_estimate_counts_one_fused_run_per_target_and_seed() -> None:
+    from workers.sweep import TaskSize, estimate_cost
+
+    config = SweepConfig(source_n=1000, target_n=100, eval_n=30, seeds=(0, 1), strategy="fusion")
+    sources = [TaskSize("big", "classification", 5000), TaskSize("mc", "multiple_choice", 200)]
+    targets = [TaskSize("t", "classification", 400), TaskSize("big", "classification", 5000)]
+    cost = estimate_cost(sources, targets, config, seconds_per_example=0.01, seconds_per_run=2)
+    # t fuses big and mc, big fuses mc alone: one run per target × seed, each adapter once
+    assert (cost.sources_to_train, cost.baselines, cost.target_runs) == (2, 4, 4)
+    done = frozenset({("big+mc", "t", 0), ("big", "t", 1), ("mc", "big", 0)})
+    resumed = estimate_cost(
+        sources, targets, config, seconds_per_example=0.01, seconds_per_run=2,
+        trained=frozenset({"big", "mc"}), done=done,
+    )  # fmt: skip
+    assert (resumed.sources_to_train, resumed.target_runs) == (0, 2)

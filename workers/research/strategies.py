@@ -2,8 +2,9 @@
 
 Reads what ``results/run-strategies.sh`` measured — sequential rows from the 1,000-row matrix
 (``results/matrix.csv``, seeds 0-2), the adapter sweep (``results/strategy-adapter.csv``) and
-one fusion transfer per target (``results/strategy-fusion/<target>.json``) — and writes the
-"## Transfer strategies" section of ``docs/results.md`` (replacing it, leaving the rest):
+the fusion sweep (``results/strategy-fusion.csv``: per target × seed, all the sources' adapters
+fused) — and writes the "## Transfer strategies" section of ``docs/results.md`` (replacing it,
+leaving the rest):
 
     python -m workers.research.strategies [--report docs/results.md]
 
@@ -13,7 +14,6 @@ Torch-free: it reads files only.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from scipy.stats import spearmanr
 
-from workers.selection.results import Outcome, TransferRow, outcomes, read_results
+from workers.selection.results import FUSED, Outcome, TransferRow, outcomes, read_results
 
 HEADING = "## Transfer strategies"
 SEEDS = (0, 1, 2)
@@ -31,20 +31,16 @@ SEEDS = (0, 1, 2)
 class StrategyFiles:
     sequential: Path = Path("results/matrix.csv")
     adapter: Path = Path("results/strategy-adapter.csv")
-    fusion: Path = Path("results/strategy-fusion")
+    fusion: Path = Path("results/strategy-fusion.csv")
 
 
 @dataclass(frozen=True)
 class Fusion:
-    """One fusion transfer: all the sweep's sources fused for one target."""
+    """One target's fusion runs (all the sweep's sources but the target, fused), over seeds."""
 
     target: str
-    sources: list[str]
-    gain: float
+    gain: float  # mean over seeds
     gain_std: float
-    baseline: float
-    seconds: float  # the fusion stages (per seed, mean)
-    trainable_params: int
 
 
 def comparison_section(files: StrategyFiles = StrategyFiles()) -> str:
@@ -60,38 +56,46 @@ def comparison_section(files: StrategyFiles = StrategyFiles()) -> str:
         if r.source in sources and r.target in targets and r.seed in SEEDS
     ]
     sequential, adapter = outcomes(sequential_rows), outcomes(adapter_rows)
-    fusions = {f.target: f for f in read_fusions(files.fusion)}
+    fusion_rows = [
+        r
+        for r in (read_results(files.fusion) if files.fusion.is_file() else [])
+        if r.target in targets and r.seed in SEEDS
+    ]
+    fusions = read_fusions(fusion_rows)
     parts = [
         HEADING,
-        _protocol(sources, targets, adapter_rows, len(fusions)),
+        _protocol(sources, targets, adapter_rows, fusion_rows, fusions),
         gains_table(targets, sequential, adapter, fusions, sequential_rows, adapter_rows),
-        cost_table(adapter_rows, list(fusions.values())),
+        cost_table(adapter_rows, fusion_rows),
         agreement_section(targets, sequential, adapter),
     ]
     return "\n\n".join(parts) + "\n"
 
 
-def read_fusions(folder: Path) -> list[Fusion]:
-    found = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        data = json.loads(path.read_text())
-        stages = data["transfer_stages"]
-        found.append(
-            Fusion(
-                target=data["target"],
-                sources=data["sources"],
-                gain=data["gain"]["mean"],
-                gain_std=data["gain"]["std"],
-                baseline=data["baseline"]["mean"],
-                seconds=statistics.fmean(s["seconds"] for s in stages),
-                trainable_params=stages[0]["trainable_params"],
-            )
+def read_fusions(rows: list[TransferRow]) -> dict[str, Fusion]:
+    """Per target, the fusion sweep's runs (one per seed; ``source`` is the fused sources'
+    names joined by "+") as their mean gain and its standard deviation over seeds."""
+    by_target: dict[str, list[TransferRow]] = {}
+    for row in rows:
+        by_target.setdefault(row.target, []).append(row)
+    found = {}
+    for target, runs in sorted(by_target.items()):
+        gains = [r.gain for r in runs]
+        found[target] = Fusion(
+            target=target,
+            gain=statistics.fmean(gains),
+            gain_std=statistics.stdev(gains) if len(gains) > 1 else 0.0,
         )
     return found
 
 
-def _protocol(sources, targets, adapter_rows, fused: int) -> str:
+def _protocol(sources, targets, adapter_rows, fusion_rows, fusions) -> str:
     runs = len(adapter_rows)
+    fused = (
+        f"{len(fusion_rows)} fusion runs over {len(fusions)} of {len(targets)} targets"
+        if fusion_rows
+        else "fusion not measured yet"
+    )
     return (
         f"{len(sources)} sources × {len(targets)} targets × {len(SEEDS)} seeds, the 1,000-row "
         "matrix's protocol (sources 1,000 rows for 2 epochs; targets 200 rows for 3 epochs, "
@@ -101,8 +105,8 @@ def _protocol(sources, targets, adapter_rows, fused: int) -> str:
         "encoder (kept in the adapter library), then a fresh target adapter stacked over it, "
         "against a fresh target adapter alone. **fusion** fuses all the sources' adapters for "
         "each target (AdapterFusion), against the same adapter baseline. Gains are in target "
-        f"metric points, mean over seeds. Measured so far: {runs} adapter runs, {fused} of "
-        f"{len(targets)} fusion targets (`bash results/run-strategies.sh` resumes)."
+        f"metric points, mean over seeds. Measured so far: {runs} adapter runs, {fused} "
+        "(`bash results/run-strategies.sh` resumes)."
     )
 
 
@@ -130,28 +134,33 @@ def gains_table(
     return "\n".join(lines)
 
 
-def cost_table(adapter_rows: list[TransferRow], fusions: list[Fusion]) -> str:
+def cost_table(adapter_rows: list[TransferRow], fusion_rows: list[TransferRow]) -> str:
     timed = [r for r in adapter_rows if r.seconds is not None]
     if not timed:
         return ""
-    source_seconds = {r.source: r.source_seconds for r in timed if r.source_seconds}
     lines = [
         "What a run cost (seconds on the shared 2-core CPU, medians; the source stage is trained "
-        "once per source and shared by all its runs):",
+        "once per source and shared by all its runs, fusion's by the adapter runs too: it is "
+        "the fused adapters' trainings added up):",
         "",
         "| strategy | target run (s) | source stage (s) | trained parameters |",
         "|---|---|---|---|",
-        f"| adapter | {statistics.median(r.seconds for r in timed):.0f} | "
-        f"{statistics.median(source_seconds.values()) if source_seconds else float('nan'):.0f} "
-        f"| {timed[0].trainable_params:,} of {timed[0].total_params:,} |",
+        _cost_line("adapter", timed),
     ]
-    if fusions:
-        lines.append(
-            f"| fusion of {len(fusions[0].sources)} | "
-            f"{statistics.median(f.seconds for f in fusions):.0f} | (the adapters') | "
-            f"{fusions[0].trainable_params:,} |"
-        )
+    fused = [r for r in fusion_rows if r.seconds is not None]
+    if fused:
+        lines.append(_cost_line(f"fusion of {len(fused[0].source.split(FUSED))}", fused))
     return "\n".join(lines)
+
+
+def _cost_line(name: str, rows: list[TransferRow]) -> str:
+    """Median seconds of a run and of the source stage(s) it started from (each counted once)."""
+    source_seconds = {r.source: r.source_seconds for r in rows if r.source_seconds}
+    source = statistics.median(source_seconds.values()) if source_seconds else float("nan")
+    return (
+        f"| {name} | {statistics.median(r.seconds for r in rows):.0f} | {source:.0f} | "
+        f"{rows[0].trainable_params:,} of {rows[0].total_params:,} |"
+    )
 
 
 def agreement_section(

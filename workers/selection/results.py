@@ -4,6 +4,8 @@ One row per (source, target, seed): ``source,target,seed,score,baseline,gain,met
 ``score`` is the target's validation score after transfer from ``source``, ``baseline`` the same
 target and seed trained from the plain encoder, and ``gain = score - baseline``. Files a sweep
 starts add what each run cost (``COST_FIELDS``); files begun before keep their seven columns.
+A fusion sweep's ``source`` is the fused sources' names joined by ``FUSED`` (``snli+qnli``): such
+rows are not single-source evidence (``single_source_rows``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ FIELDS = ("source", "target", "seed", "score", "baseline", "gain", "metric")
 # seconds of the source stage it started from (trained once per source and shared by its runs;
 # also when it was loaded from a checkpoint or the adapter library: its original training)
 COST_FIELDS = ("seconds", "trainable_params", "total_params", "peak_memory_mb", "source_seconds")
+# Joins the names of the sources one run fused (task names never hold it)
+FUSED = "+"
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,19 @@ def read_results(path: str | Path) -> list[TransferRow]:
             rows.append(_parse(line))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{path}:{number}: bad row ({exc})") from None
+    return rows
+
+
+def single_source_rows(rows: list[TransferRow], path: str | Path) -> list[TransferRow]:
+    """``rows``, or a ValueError naming the first that fused several sources: what ranks or
+    scores a source from measured transfers needs one source per row."""
+    fused = next((r for r in rows if FUSED in r.source), None)
+    if fused is not None:
+        raise ValueError(
+            f"{path}: the row {fused.source} -> {fused.target} (seed {fused.seed}) fused several "
+            "sources (a fusion sweep's): rankings are scored on single-source transfers; use "
+            "a sequential or adapter sweep's results"
+        )
     return rows
 
 

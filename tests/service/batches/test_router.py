@@ -97,7 +97,7 @@ def test_sweep_is_one_job_with_a_run_per_pair_and_cancels_together(client, keys,
     assert cancelled["state"] == "cancelled" and cancelled["counts"]["cancelled"] == 1
     foreign = {"kind": "sweep", "sources": ids[:1], "targets": ids[1:2]}
     assert client.post("/v1/batches", json=foreign, headers=keys.bob).status_code == 404
-    # Every strategy sweeps (one source per run): the sweep job carries it
+    # Every strategy sweeps: the sweep job carries it
     adapter = {**body, "transfer": {"strategy": "adapter", "adapter": {"rank": 4}}}
     accepted = client.post("/v1/batches", json=adapter, headers=keys.alice)
     assert accepted.status_code == 201, accepted.text
@@ -106,7 +106,6 @@ def test_sweep_is_one_job_with_a_run_per_pair_and_cancels_together(client, keys,
     assert job["config"]["transfer"]["adapter"]["rank"] == 4
     client.post(f"/v1/batches/{accepted.json()['id']}/cancel", headers=keys.alice)
     for dropped in (
-        {"strategy": "fusion"},
         {"strategy": "joint", "mixing": {"strategy": "weights", "weights": {"a": 0.5}}},
         {"target_train": {"layer_lr_decay": 0.9}, "source_train": {"layer_lr_decay": 0.9}},
     ):
@@ -117,6 +116,47 @@ def test_sweep_is_one_job_with_a_run_per_pair_and_cancels_together(client, keys,
     refused = client.post("/v1/batches", json=split, headers=keys.alice)
     assert refused.status_code == 422
     assert "transfer.source_train.batch_size must equal" in refused.text
+
+
+def _runs(client, keys, batch) -> list[tuple[list[int], int]]:
+    """Each run of the batch as (its source ids, its target id)."""
+    runs = [
+        client.get(f"/v1/transfers/{i}", headers=keys.alice).json() for i in batch["transfer_ids"]
+    ]
+    return [([s["id"] for s in run["sources"]], run["target"]["id"]) for run in runs]
+
+
+def test_a_fusion_sweep_is_one_run_per_target_over_every_other_source(
+    client, keys, make_rows, settings
+):
+    ids = _sweep_tasks(client, keys, make_rows)
+    train = {"epochs": 1, "batch_size": 4, "max_steps": 2}
+    transfer = {"strategy": "fusion", "seeds": [0, 1], "adapter": {"rank": 4}}
+    transfer |= {"train_n": 8, "eval_n": 4, "max_length": 24}
+    transfer |= {"source_train": train, "target_train": train}
+    body = {"kind": "sweep", "sources": ids[:2], "targets": ids[1:], "transfer": transfer}
+    response = client.post("/v1/batches", json=body, headers=keys.alice)
+    assert response.status_code == 201, response.text
+    batch = response.json()
+    # ids[1] fuses ids[0] alone (never itself); ids[2] fuses both, in the order given
+    assert _runs(client, keys, batch) == [([ids[0]], ids[1]), (ids[:2], ids[2])]
+    (sweep,) = [j for j in batch["jobs"] if j["kind"] == "sweep"]
+    assert sweep["config"]["transfer"]["strategy"] == "fusion"
+
+    assert JobRunner(client.app.state.context, "test").run(sweep["id"]) == "succeeded"
+    for run_id in batch["transfer_ids"]:
+        result = client.get(f"/v1/transfers/{run_id}", headers=keys.alice).json()["result"]
+        assert len(result["gain"]["values"]) == 2  # both seeds stored on the target's run
+    folder = settings.artifacts_dir / "sweeps" / f"batch-{batch['id']}"
+    lines = (folder / "results.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        f"s0@{ids[0]}",
+        f"s0@{ids[0]}",
+        f"s0@{ids[0]}+s1@{ids[1]}",
+        f"s0@{ids[0]}+s1@{ids[1]}",
+    ]
+    adapters = list((settings.checkpoints_dir / "adapters").glob("*/adapter.json"))
+    assert len(adapters) == 2  # one per source, fused into every run that needs it
 
 
 def test_sweep_job_trains_each_source_once_and_stores_every_pair(client, keys, make_rows, settings):

@@ -93,6 +93,20 @@ def test_a_sweep_killed_mid_way_resumes_without_recomputing_a_finished_run(env, 
     assert finished <= {r.key for r in rows}
 
 
+def test_a_fusion_sweep_fuses_every_source_and_evaluate_refuses_its_rows(env, tmp_path) -> None:
+    out = tmp_path / "fusion.csv"
+    args = ["sweep", "--strategy", "fusion", "--sources", "toy_sts,toy_sentiment"]
+    args += ["--targets", "toy_choice", "--seeds", "0", "--max-steps", "2", "--batch-size", "8"]
+    args += ["--max-length", "32", "--out", str(out)]
+    first = json.loads(_run(*args, "--json").stdout)
+    assert (first["transfers_run"], first["baselines_run"], first["sources_trained"]) == (1, 1, 2)
+    assert [r.key for r in read_results(out)] == [("toy_sts+toy_sentiment", "toy_choice", 0)]
+    assert json.loads(out.with_suffix(".sweep.json").read_text())["strategy"] == "fusion"
+    refused = runner.invoke(app, ["evaluate", str(out), "--methods", "random"])
+    assert refused.exit_code == 2
+    assert "toy_sts+toy_sentiment -> toy_choice (seed 0) fused several sources" in refused.output
+
+
 def _toy_matrix(path: Path) -> Path:
     """Every toy task to every other, one seed: gains favour big sources, as DataSize would."""
     names = ["toy_sentiment", "toy_sts", "toy_choice", "toy_qa", "toy_ner"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from workers.research.strategies import StrategyFiles, comparison_section, replace_section
 from workers.selection.results import ResultsWriter, TransferRow
 
@@ -28,16 +26,19 @@ def _write(path, gains: dict[tuple[str, str], float], cost: bool = False) -> Non
 def _files(tmp_path, adapter_gains) -> StrategyFiles:
     sequential = {(s, t): float(i) for i, s in enumerate(SOURCES) for t in ("t1", "t2")}
     sequential[("s1", "other")] = 9.0  # outside the compared targets: left out
-    files = StrategyFiles(tmp_path / "m.csv", tmp_path / "a.csv", tmp_path / "fusion")
+    files = StrategyFiles(tmp_path / "m.csv", tmp_path / "a.csv", tmp_path / "f.csv")
     _write(files.sequential, sequential)
     _write(files.adapter, adapter_gains, cost=True)
-    files.fusion.mkdir()
-    stages = [{"seconds": 30.0, "trainable_params": 5000}] * 3
-    fusion = {
-        "target": "t1", "sources": list(SOURCES), "gain": {"mean": 2.5, "std": 0.5},
-        "baseline": {"mean": 40.0}, "transfer_stages": stages,
-    }  # fmt: skip
-    (files.fusion / "t1.json").write_text(json.dumps(fusion))
+    # The fusion sweep: one run per seed for t1 over the four sources' adapters (t2 not yet)
+    with ResultsWriter(files.fusion) as writer:
+        for seed, gain in enumerate((2.0, 2.5, 3.0)):
+            writer.write(
+                TransferRow(
+                    "+".join(SOURCES), "t1", seed, 40 + gain, 40.0, gain, "accuracy",
+                    seconds=30.0, trainable_params=5000, total_params=6000,
+                    peak_memory_mb=900.0, source_seconds=240.0,
+                )
+            )  # fmt: skip
     return files
 
 
@@ -46,9 +47,19 @@ def test_same_ranking_agrees_fully_and_loses_nothing(tmp_path):
     text = comparison_section(_files(tmp_path, same))
     assert "| t1 | 50.0 | +3.00 (s4) | +1.50 | 50.0 | +1.50 (s4) | +0.75 | +2.50 ± 0.50 |" in text
     assert "| t2 |" in text and "| other |" not in text
+    assert text.count(" | — |") == 1  # t2's fusion column: not measured
+    assert "3 fusion runs over 1 of 2 targets" in text
     assert "| **mean** | | **+1.00** | | **0.00** |" in text
     assert "| adapter | 11 | 60 | 100 of 1,000 |" in text
-    assert "| fusion of 4 | 30 | (the adapters') | 5,000 |" in text
+    assert "| fusion of 4 | 30 | 240 | 5,000 of 6,000 |" in text
+
+
+def test_without_the_fusion_sweep_fusion_is_not_measured_yet(tmp_path):
+    files = _files(tmp_path, {(s, t): 0.5 * i for i, s in enumerate(SOURCES) for t in ("t1", "t2")})
+    files.fusion.unlink()
+    text = comparison_section(files)
+    assert "fusion not measured yet" in text and "| fusion of 4 |" not in text
+    assert "| t1 |" in text and text.count(" | — |") == 2
 
 
 def test_reversed_ranking_shows_the_loss(tmp_path):
