@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export TASKREC_CACHE_PATH=results/embeddings TASKREC_EMBED_PRECISION=fp32
 # Every method, TaskEmb's components one by one included.
-METHODS="random,datasize,taskemb,taskemb_centred,textemb,semb,fused,learned,oracle,taskemb:*"
+METHODS="random,datasize,taskemb,taskemb_centred,textemb,semb,fused,sized,learned,oracle,taskemb:*"
 # run-matrix.sh's MORE_TARGETS: measured after the learned ranker's settings were fixed, so the
 # page scores them apart (the out-of-sample check).
 FRESH="ud_gum_upos,rotten_tomatoes,btc_ner,sick,tweet_eval_hate,scitail,codah,hotpotqa"

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workers.selection.methods import METHODS, SERVED
+from workers.selection.methods import EVIDENCE_FREE_SERVED, METHODS, SERVED
 
 MIN_ADMIN_KEY_LENGTH = 32  # a configured admin key shorter than this is refused outside development
 MIN_SECRET_LENGTH = 32  # the same for the dashboard's cookie-signing secret
@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # the task's type when a request keeps to one type); or a served method
     # (workers.selection.methods.SERVED).
     default_method: Literal[("best", *SERVED)] = "best"  # type: ignore[valid-type]
+    # How a request ranks for a transfer model without measured transfers, when the saved
+    # evaluation did not measure that model either (for the model it measured, its best
+    # evidence-free method): "sized" beat largest-first on ρ and Regret@3 in every evidence set
+    # of docs/results.md, the only evidence-free method that did
+    evidence_free_method: Literal[EVIDENCE_FREE_SERVED] = "sized"  # type: ignore[valid-type]
 
     # Fine-tuning
     device: str | None = None  # None: CUDA when available

@@ -324,7 +324,7 @@ def similar(
     from service.tasks.service import is_labelled
     from workers.data.loaders import iter_task_dirs
     from workers.selection.methods import SERVED, reads
-    from workers.selection.rankers import rank_learned
+    from workers.selection.rankers import rank_learned, rank_sized
     from workers.similarity import rank_library
 
     settings = get_settings()
@@ -364,6 +364,9 @@ def similar(
         if method == "learned":
             embeddings = {goal.name: target_embs, **library_embs}
             ranking = rank_learned(goal.name, tasks.values(), embeddings, settings.ranker_file)
+        elif method == "sized":
+            sizes = {name: len(task.train) for name, task in tasks.items()}
+            ranking = rank_sized(target_embs, library_embs, sizes)
         else:
             ranking = rank_library(target_embs, library_embs, method)
         ranking = ranking[:limit]

@@ -341,7 +341,7 @@ def _repository_embeddings(settings: Settings, say: bool) -> Settings:
     return settings.model_copy(update=update)
 
 
-COMPARED_METHODS = ("random", "datasize", "semb", "taskemb", "fused", "learned", "oracle")
+COMPARED_METHODS = ("random", "datasize", "semb", "taskemb", "fused", "sized", "learned", "oracle")
 
 
 def _evidence_files(specs: list[str]) -> list[Any]:

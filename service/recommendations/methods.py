@@ -71,14 +71,31 @@ def method_record(
     return dict(record)  # the caller's own copy: the saved records are shared
 
 
-def best_evidence_free(settings: Settings, task_type: str | None) -> str:
-    """The served method that needs no measured transfers and ranked best in the saved
-    evaluation (within the type when a request keeps to one); ``fused`` without one."""
+def best_evidence_free(
+    settings: Settings, task_type: str | None, transfer_model: str | None = None
+) -> str:
+    """How a request ranks without (enough) measured transfers of ``transfer_model``: the
+    served evidence-free method that ranked best in the saved evaluation (within the type when
+    a request keeps to one), when that evaluation measured this transfer model; otherwise, or
+    without an evaluation, the ``evidence_free_method`` setting (another model's record says
+    nothing about this one)."""
     from workers.selection.methods import EVIDENCE_FREE_SERVED
 
+    if transfer_model is not None and not _evaluated_for(settings, transfer_model):
+        return settings.evidence_free_method
     records = saved_records(settings)
     free = {m: r for m, r in records.items() if m in EVIDENCE_FREE_SERVED}
-    return _best(free, "within" if task_type else "all") or "fused"
+    return _best(free, "within" if task_type else "all") or settings.evidence_free_method
+
+
+def evidence_free_reason(settings: Settings, transfer_model: str) -> str:
+    """Why ``best_evidence_free`` chose what it did for ``transfer_model``, in words."""
+    if saved_records(settings) and _evaluated_for(settings, transfer_model):
+        return "the best evidence-free method in the saved evaluation"
+    return (
+        "the evidence-free method that beat largest-first on ρ and Regret@3 in every evidence "
+        "set the project evaluated (docs/results.md)"
+    )
 
 
 def best_without_taskemb(settings: Settings, task_type: str | None) -> str:

@@ -34,6 +34,7 @@ from service.recommendations.learned import (
 from service.recommendations.methods import (
     best_evidence_free,
     best_without_taskemb,
+    evidence_free_reason,
     method_record,
 )
 from service.recommendations.schemas import LibraryCoverage, RankedTask, Recommendations
@@ -95,7 +96,7 @@ def recommend(
     chosen = None
     if method == "learned":  # 404/422 for a bad evidence_set= before any work
         chosen = evidence_service.choose(session, transfer_model, list(evidence_sets))
-    methods = FUSED_METHODS if method in ("fused", "learned") else (method,)
+    methods = FUSED_METHODS if method in ("fused", "learned", "sized") else (method,)
     encoder_id, vectors, revision = _target_vectors(session, target, model, methods)
     version = repository.version(session, encoder_id)
     key = (target.id, revision, encoder_id, version, k, method, task_type, model)
@@ -192,10 +193,10 @@ def _rank_learned(
         context.learned_fits.put(learned.fit_key, fitted)
     used = _evidence_used(learned.chosen, fitted)
     if not used.used:
-        fallback = best_evidence_free(settings, ranker.task_type)
+        fallback = best_evidence_free(settings, ranker.task_type, used.transfer_model)
         result = _rank_by(session, context, ranker, target, fallback, k=k, model=model)
         note = (
-            f"ranked by {fallback}, the best evidence-free method in the saved evaluation: "
+            f"ranked by {fallback}, {evidence_free_reason(settings, used.transfer_model)}: "
             f"{used.reason}"
         )
         notes = "; ".join(n for n in (result.note, note) if n)
@@ -228,7 +229,7 @@ def _rank_by(session, context, ranker: _Ranker, target, method: str, *, k, model
     """``target`` ranked by a similarity ``method`` (its own vectors and indexes)."""
     from workers.similarity import FUSED_METHODS
 
-    methods = FUSED_METHODS if method == "fused" else (method,)
+    methods = FUSED_METHODS if method in ("fused", "sized") else (method,)
     encoder_id, vectors, _ = _target_vectors(session, target, model, methods)
     by_method = _Ranker(
         session, context, ranker.excluded, encoder_id, ranker.version, ranker.task_type, methods
@@ -267,7 +268,8 @@ def _evidence_words(used: EvidenceUsed) -> str:
 
 
 def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendations:
-    from workers.similarity import reciprocal_rank_fusion  # the engine's fusion
+    from workers.selection.rankers import sized_scores  # the engine's rules
+    from workers.similarity import reciprocal_rank_fusion
 
     methods = tuple(dict.fromkeys(m for m, _ in vectors))
     per_method = {m: ranker.rank_method(m, vectors, reciprocal_rank_fusion) for m in methods}
@@ -279,6 +281,10 @@ def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendati
             [sorted(s, key=lambda n, s=s: (-s[n], n)) for s in per_method.values()]
         )
         rrf = per_method
+    sizes = {}
+    if method == "sized":
+        sizes = repository.train_sizes(session, list(scores))
+        scores = sized_scores(sorted(scores, key=lambda i: (-scores[i], i)), sizes)
     order = _best(scores, k, ranker.task)
     ranking = [
         RankedTask(
@@ -286,7 +292,8 @@ def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendati
             task_id=i,
             type=ranker.task(i)[1],
             score=scores[i],
-            components=ranker.evidence(i, vectors, rrf),
+            components=ranker.evidence(i, vectors, rrf)
+            | ({"size.train_rows": float(sizes[i])} if sizes else {}),
         )
         for i in order
     ]

@@ -15,8 +15,8 @@ from workers.similarity import EMBEDDING_METHODS, FUSED_METHODS, METHOD_CHOICES
 @dataclass(frozen=True)
 class RankingMethod:
     name: str
-    kind: str  # which ranker builds it: "similarity", "centred", "size", "learned", "expectation",
-    # "oracle"
+    kind: str  # which ranker builds it: "similarity", "centred", "size", "sized", "learned",
+    # "expectation", "oracle"
     reads: tuple[str, ...]  # embedding methods it reads
     learns: bool  # fitted on measured transfers (evidence)
     served: bool  # the API ranks with it (``?method=``); the rest are evaluation yardsticks
@@ -50,6 +50,15 @@ REGISTRY: dict[str, RankingMethod] = {
                 _SIMILARITY_TEXT[name],
             )
             for name in METHOD_CHOICES
+        ),
+        RankingMethod(
+            "sized",
+            "sized",
+            FUSED_METHODS,
+            False,
+            True,
+            "the largest source first and the fused similarity ranking, fused (RRF): what "
+            "ranks for a transfer model without measured transfers",
         ),
         RankingMethod(
             "taskemb_centred",

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
@@ -42,6 +42,8 @@ from workers.similarity import (
 
 if TYPE_CHECKING:
     from workers.similarity import TaskEmbedding
+
+K = TypeVar("K", str, int)  # a task's key: its name offline, its id in the API
 
 
 class Ranker(Protocol):
@@ -197,6 +199,46 @@ class DataSizeRanker:
 
     def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
         return sorted(candidates, key=lambda c: (-self.library.sizes[c], c))
+
+
+@dataclass
+class SizedRanker:
+    """The largest-first ranking and the fused similarity ranking, fused by RRF with equal
+    weight. For a transfer model without measured transfers: source size is the strongest
+    single signal of the matrices we know, and similarity orders sources of like size."""
+
+    library: Library
+
+    def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
+        by_similarity = SimilarityRanker(self.library, "fused").rank(target, candidates)
+        scores = sized_scores(by_similarity, self.library.sizes)
+        return sorted(candidates, key=lambda c: (-scores[c], c))
+
+
+def sized_scores(by_similarity: Sequence[K], sizes: Mapping[K, int]) -> dict[K, float]:
+    """``sized``'s score of each task of ``by_similarity`` (best first): the RRF of that
+    ranking and the same tasks largest first (tasks of one size in their similarity order).
+    The API serves this rule too (tasks keyed by id there, by name here)."""
+    by_size = sorted(by_similarity, key=lambda t: -sizes.get(t, 0))  # stable: ties keep order
+    return reciprocal_rank_fusion([by_size, by_similarity])
+
+
+def rank_sized(
+    target: Mapping[str, TaskEmbedding],
+    library: Mapping[str, Mapping[str, TaskEmbedding]],
+    sizes: Mapping[str, int],
+) -> list[RankedTask]:
+    """``library`` ranked for ``target`` by ``sized`` (``sized_scores`` over the fused
+    ranking), each task's similarities kept beside its training rows."""
+    fused = rank_library(target, library, "fused")
+    scores = sized_scores([r.task for r in fused], sizes)
+    ranked = [
+        RankedTask(
+            r.task, scores[r.task], {**r.components, "size.train_rows": float(sizes[r.task])}
+        )
+        for r in fused
+    ]
+    return sorted(ranked, key=lambda r: (-r.score, r.task))  # ties by name, as the API's
 
 
 @dataclass
@@ -793,6 +835,8 @@ def build_ranker(
         return CentredTaskEmbRanker(library)
     if kind == "size":
         return DataSizeRanker(library)
+    if kind == "sized":
+        return SizedRanker(library)
     if kind == "learned":
         return LearnedRanker(library, learned).fit(evidence)
     raise ValueError(f"{method!r} has no ranker of its own (random and oracle are evaluation-only)")

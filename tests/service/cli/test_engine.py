@@ -56,6 +56,11 @@ def test_similar_json_ranks_library_and_never_the_target(env):
     assert all(r["components"]["weight"] == 0.0 for r in default["ranking"])
     table = _run("similar", "toy_sentiment", "--library", str(env))
     assert "learned has no measured record here" in table.stdout
+    # sized: the fused ranking and the largest-first one, fused; each source shows its rows
+    sized = json.loads(_run(*args, "--method", "sized").stdout)["ranking"]
+    assert sorted(r["task"] for r in sized) == sorted(names)
+    rows = {r["task"]: r["components"]["size.train_rows"] for r in sized}
+    assert all(rows[name] > 0 for name in names)
 
 
 def test_similar_learned_uses_the_ranker_file(env, tmp_path, monkeypatch):

@@ -64,15 +64,16 @@ def test_without_evidence_learned_says_so_and_ranks_by_embeddings(
 ):
     target = synthetic["target"]
     learned = client.get(_url(target), headers=keys.alice).json()
-    fused = client.get(_url(target).replace("learned", "fused"), headers=keys.alice).json()
-    assert learned["method"] == "fused"  # no saved evaluation: fused is the evidence-free pick
-    assert [r["task"] for r in learned["ranking"]] == [r["task"] for r in fused["ranking"]]
+    sized = client.get(_url(target).replace("learned", "sized"), headers=keys.alice).json()
+    # no saved evaluation: the evidence_free_method setting's (sized) ranks
+    assert learned["method"] == "sized"
+    assert [r["task"] for r in learned["ranking"]] == [r["task"] for r in sized["ranking"]]
     evidence = learned["evidence"]
     assert evidence["used"] is False and evidence["sets"] == [] and evidence["pairs"] == 0
     model = transfer_model_name(settings.model)  # the service's own (tiny) encoder
     assert evidence["reason"] == f"no measured transfers of {model!r}"
-    assert "ranked by fused, the best evidence-free method" in learned["note"]
-    assert fused["evidence"] is None and fused["transfer_model"] is None
+    assert "ranked by sized, the evidence-free method that beat largest-first" in learned["note"]
+    assert sized["evidence"] is None and sized["transfer_model"] is None
 
 
 def test_finished_transfers_move_the_ranking(client, keys, synthetic, session_factory, settings):

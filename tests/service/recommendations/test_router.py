@@ -37,10 +37,12 @@ def library(client, keys, ready_task, wait_job):
     return {t["name"]: t["id"] for t in tasks}
 
 
-def _engine_ranking(session_factory, target_id: int, method: str):
-    """``workers.similarity.rank_library`` over the same stored vectors (library in id order)."""
+def _engine_ranking(session_factory, target_id: int, method: str, sizes=None):
+    """``workers.similarity.rank_library`` (``sized``: ``rank_sized`` with ``sizes``) over the
+    same stored vectors (library in id order)."""
     from workers.embeddings import TaskEmbedding
     from workers.encoder import EncoderRef
+    from workers.selection.rankers import rank_sized
     from workers.similarity import rank_library
 
     with unit_of_work(session_factory) as session:
@@ -61,6 +63,8 @@ def _engine_ranking(session_factory, target_id: int, method: str):
             target_name = name
         elif is_library:
             library[name] = method_map
+    if method == "sized":
+        return rank_sized(embeddings[target_name], library, sizes)
     return rank_library(embeddings[target_name], library, method)
 
 
@@ -81,6 +85,29 @@ def test_ranking_equals_the_engines(client, keys, synthetic, session_factory, me
         assert got["components"].keys() == want.components.keys()
         for name, value in want.components.items():
             assert got["components"][name] == pytest.approx(value, abs=1e-5)
+
+
+def test_sized_ranks_by_the_engines_rule_with_each_sources_rows(
+    client, keys, synthetic, session_factory
+):
+    """``sized``: the fused ranking and the largest-first one, fused (RRF), as the engine
+    ranks; each source shows its training rows."""
+    names = [n for n in synthetic if n != "target"]
+    sizes = {name: 100 * ((i * 5) % 12 + 1) for i, name in enumerate(names)}
+    with unit_of_work(session_factory) as session:
+        for name, rows in sizes.items():
+            session.get(Task, synthetic[name]).counts = {"train": rows}
+    target = synthetic["target"]
+    url = f"/v1/tasks/{target}/recommendations?k=12&method="
+    body = client.get(url + "sized", headers=keys.alice).json()
+    fused = client.get(url + "fused", headers=keys.alice).json()
+    expected = _engine_ranking(session_factory, target, "sized", sizes)
+    assert body["method"] == "sized"
+    assert [r["task"] for r in body["ranking"]] == [r.task for r in expected]
+    assert [r["task"] for r in body["ranking"]] != [r["task"] for r in fused["ranking"]]
+    for got, want in zip(body["ranking"], expected, strict=True):
+        assert got["score"] == pytest.approx(want.score)
+        assert got["components"]["size.train_rows"] == sizes[got["task"]]
 
 
 def test_candidate_depth_bounds_the_search(client, keys, synthetic, settings):
@@ -147,8 +174,9 @@ def test_k_type_filter_and_default_method(client, keys, library, ready_task):
     target = ready_task(keys.alice, "target", offset=5, vocabulary=6)
     url = f"/v1/tasks/{target['id']}/recommendations"
     top2 = client.get(f"{url}?k=2", headers=keys.alice).json()
-    # The default is learned (no saved evaluation); with no evidence it ranks by fused, saying so
-    assert top2["method"] == "fused" and len(top2["ranking"]) == 2
+    # The default is learned (no saved evaluation); with no evidence it ranks by the
+    # evidence_free_method setting's (sized), saying so
+    assert top2["method"] == "sized" and len(top2["ranking"]) == 2
     assert top2["evidence"]["used"] is False
     regression = client.get(f"{url}?type=regression", headers=keys.alice).json()
     assert [r["task"] for r in regression["ranking"]] == ["lib_reg"]
@@ -234,7 +262,10 @@ def test_best_default_method_follows_the_saved_evaluation(
     assert overall["method"] == "learned" and overall["evaluation"]["rho"] == 4.0
     assert overall["evidence"]["sets"] == ["mine"]
     other = client.get(f"{url}?transfer_model=roberta-base", headers=keys.alice).json()
-    assert other["method"] == "taskemb" and other["evaluation"] == {}  # not MiniLM's record
+    # Another model without evidence: not MiniLM's pick (taskemb) nor its record, but the
+    # evidence-free method that beat largest-first in every set evaluated
+    assert other["method"] == "sized" and other["evaluation"] == {}
+    assert "beat largest-first on ρ and Regret@3 in every evidence set" in other["note"]
     by_fused = client.get(f"{url}?method=fused&transfer_model=roberta-base", headers=keys.alice)
     assert by_fused.json()["evaluation"] == {}  # whatever the method
     within = client.get(f"{url}?type=classification", headers=keys.alice).json()

@@ -29,6 +29,23 @@ def test_datasize_puts_the_largest_source_first(world) -> None:
     assert sizes == sorted(sizes, reverse=True)
 
 
+def test_sized_fuses_the_largest_first_and_the_similarity_rankings(world) -> None:
+    """RRF of the two: a source first by both leads, and one last by both trails."""
+    library, _ = world
+    candidates = [f"t{i:02d}" for i in range(1, 9)]
+    by_similarity = build_ranker("fused", library).rank("t00", candidates)
+    sized = dataclasses.replace(library, sizes=dict(library.sizes))
+    # The most similar source made the largest and the least similar the smallest
+    sized.sizes.update({by_similarity[0]: 10**6, by_similarity[-1]: 1})
+    ranking = build_ranker("sized", sized).rank("t00", candidates)
+    assert sorted(ranking) == candidates
+    assert ranking[0] == by_similarity[0] and ranking[-1] == by_similarity[-1]
+    by_size = DataSizeRanker(sized).rank("t00", candidates)
+    scores = {c: 1 / (61 + by_size.index(c)) + 1 / (61 + by_similarity.index(c)) for c in ranking}
+    assert ranking == sorted(candidates, key=lambda c: (-scores[c], c))
+    assert ranking not in (by_size, by_similarity)  # neither ranking alone
+
+
 def test_similarity_rankers_order_every_candidate_once(world) -> None:
     library, _ = world
     candidates = ["t01", "t02", "t03", "t04"]
