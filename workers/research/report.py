@@ -152,6 +152,7 @@ def evidence_section(
     for method in methods:
         cells = [_rho_regret(own[name], method) for name in own]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", _evidence_free_line(own, methods)]
     if crossed:
         lines += [
             "",
@@ -179,14 +180,44 @@ def evidence_section(
     return "\n".join(lines)
 
 
-def _rho_regret(evaluation: Evaluation, method: str) -> str:
+def _evidence_free_line(own: dict[str, Evaluation], methods: list[str]) -> str:
+    """Which served evidence-free methods beat largest-first on both ρ and Regret@3 in every
+    set: what can rank for a transfer model nobody measured (the ``evidence_free_method``
+    setting)."""
+    from workers.selection.methods import EVIDENCE_FREE_SERVED
+
+    def beats(evaluation: Evaluation, method: str) -> bool:
+        (rho, regret), (size_rho, size_regret) = (
+            _all_scope(evaluation, method),
+            _all_scope(evaluation, "datasize"),
+        )
+        return rho < size_rho and regret < size_regret  # False where either is missing (nan)
+
+    free = [m for m in methods if m in EVIDENCE_FREE_SERVED]
+    winners = [m for m in free if all(beats(e, m) for e in own.values())]
+    sets = "every set above" if len(own) > 1 else "this set"
+    return (
+        "Without evidence of the user's transfer model, an evidence-free method ranks. Of those "
+        f"served ({', '.join(free)}), beating datasize on both ρ and Regret@3 in {sets}: "
+        + (", ".join(f"**{m}**" for m in winners) if winners else "none")
+        + ". The service's `evidence_free_method` setting names the one it uses for a transfer "
+        "model that no evaluation measured."
+    )
+
+
+def _all_scope(evaluation: Evaluation, method: str) -> tuple[float, float]:
+    """(ρ, Regret@3 %) of ``method`` over all types; nan where it was not scored."""
     row = next(
         (r for r in evaluation.summary() if r["method"] == method and r["scope"] == "all"), None
     )
     if row is None:
-        return "–"
-    regret = row.get("regret@3", math.nan)
-    return f"{row['rho']:.2f} / {regret:.2f}"
+        return math.nan, math.nan
+    return row["rho"], row.get("regret@3", math.nan)
+
+
+def _rho_regret(evaluation: Evaluation, method: str) -> str:
+    rho, regret = _all_scope(evaluation, method)
+    return "–" if math.isnan(rho) else f"{rho:.2f} / {regret:.2f}"
 
 
 def goal_list(checks: list[Check]) -> str:

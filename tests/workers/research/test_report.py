@@ -254,3 +254,23 @@ def test_targets_not_yet_measured_on_every_source_are_named(world, tmp_path) -> 
     text = write_report(kept, evaluation, library, tmp_path / "r.md", "cmd").read_text()
     runs, dropped = sum(r.target == "t00" for r in rows), len(rows) - len(kept)
     assert f"Not yet whole: t00 ({runs - dropped} of {runs}) runs" in text
+
+
+def test_the_evidence_free_methods_that_beat_largest_first_in_every_set_are_named() -> None:
+    from workers.research.report import _evidence_free_line
+
+    def evaluation(scores: dict[str, tuple[float, float]]) -> Evaluation:
+        results = [
+            TargetResult("t", "all", method, 10, rho, 0.9, {1: regret, 3: regret}, [])
+            for method, (rho, regret) in scores.items()
+        ]
+        return Evaluation(EvalConfig(), results, [])
+
+    one = evaluation({"datasize": (6.0, 4.0), "sized": (5.0, 2.0), "taskemb": (4.0, 5.0)})
+    other = evaluation({"datasize": (8.0, 4.0), "sized": (7.0, 3.0), "taskemb": (5.0, 3.0)})
+    methods = ["datasize", "sized", "taskemb", "learned"]
+    both = _evidence_free_line({"a": one, "b": other}, methods)
+    # taskemb loses on Regret@3 in set a: only sized beats datasize on both, everywhere
+    assert "(sized, taskemb)" in both and "in every set above: **sized**." in both
+    assert "in this set: **taskemb**" in _evidence_free_line({"b": other}, ["taskemb"])
+    assert "in this set: none" in _evidence_free_line({"a": one}, ["taskemb"])
