@@ -218,8 +218,16 @@ Named = TypeVar("Named", bound=_Named)  # a TaskData, or a TaskSize for a cost e
 
 
 def fused_sources(sources: Sequence[Named], target: str) -> list[Named]:
-    """What a fusion sweep fuses for ``target``: every source but the target, in order."""
-    return [source for source in sources if source.name != target]
+    """What a fusion sweep fuses for ``target``: every source but the target, in order; a
+    ValueError when that leaves fewer than two (over one adapter fusion's attention has
+    nothing to choose among, and its row would pass for a single-source one)."""
+    fused = [source for source in sources if source.name != target]
+    if len(fused) < 2:
+        raise ValueError(
+            f"fusion fuses at least two sources' adapters: target {target} has "
+            f"{len(fused)} source(s) besides itself"
+        )
+    return fused
 
 
 def source_label(sources: Sequence[Named]) -> str:
@@ -258,6 +266,7 @@ class _Sweep:
         self.sources, self.targets = list(sources), list(targets)
         self.ref, self.paths, self.config, self.emit = encoder, paths, config, emit
         self.report = SweepReport()
+        self.routes = self._routes()  # a fusion it cannot make is refused before any file
         _pin_settings(paths.settings, config.pinned(encoder))
         # Hashed once: pinned beside the results and part of each source checkpoint's name.
         self.hashes = {t.name: t.content_hash() for t in [*self.sources, *self.targets]}
@@ -275,7 +284,7 @@ class _Sweep:
         seeds = self.config.seeds
         baselines = [(t, s) for t in self.targets for s in seeds]
         baselines = [(t, s) for t, s in baselines if (t.name, s) not in self.baselines]
-        routes = self._routes()
+        routes = self.routes
         todo = [(route, self._pending(route)) for route in routes]
         self._total = len(baselines) + sum(len(pending) for _, pending in todo)
         planned = len(self.targets) * len(seeds) + len(seeds) * sum(len(r.targets) for r in routes)
@@ -296,8 +305,7 @@ class _Sweep:
         """The sweep's runs, grouped by the source stage(s) they start from, in the order
         they run: each source's targets, or (fusion) per target, all the other sources."""
         if self.config.strategy == "fusion":
-            routes = [_Route(fused_sources(self.sources, t.name), [t]) for t in self.targets]
-            return [route for route in routes if route.sources]
+            return [_Route(fused_sources(self.sources, t.name), [t]) for t in self.targets]
         return [
             _Route([source], [t for t in self.targets if t.name != source.name])
             for source in self.sources
@@ -584,8 +592,7 @@ def estimate_cost(
     for target in targets:
         per_run = target_run_cost(target.rows, target.type, config)
         if config.strategy == "fusion":
-            fused = fused_sources(sources, target.name)
-            labels = [source_label(fused)] if fused else []
+            labels = [source_label(fused_sources(sources, target.name))]
         else:
             labels = [s.name for s in sources if s.name != target.name]
         for seed in config.seeds:

@@ -96,6 +96,13 @@ def _runs(session, owner, found: dict, pairs: list[tuple[int, int]], transfer) -
             transfers.create_run(session, owner, found[t], [found[s]], transfer) for s, t in pairs
         ]
     order = list(dict.fromkeys(s for s, _ in pairs))
+    for target in dict.fromkeys(t for _, t in pairs):
+        others = [s for s in order if s != target]
+        if len(others) < 2:  # the sweep refuses it too (workers.sweep.fused_sources)
+            raise BatchInvalid(
+                "transfer.strategy fusion fuses at least two sources' adapters: target task "
+                f"{target} has {len(others)} source(s) besides itself"
+            )
     fused = {
         t: transfers.create_run(
             session, owner, found[t], [found[s] for s in order if s != t], transfer

@@ -15,7 +15,14 @@ import httpx
 import typer
 from rich.table import Table
 
-from service.cli.common import JsonOption, fail, print_json, progress_bars, stdout
+from service.cli.common import (
+    JsonOption,
+    fail,
+    print_json,
+    progress_bars,
+    stdout,
+    top_components,
+)
 from service.models.job import JobKind, JobState
 from service.transfers.schemas import REGIMES, STRATEGIES
 from workers.selection.methods import SERVED
@@ -342,12 +349,8 @@ def recommend(
         title=f"{body['task']} — {body['method']} — {body['encoder_id']}",
     )
     for rank, item in enumerate(ranking, 1):
-        top = sorted(item["components"].items(), key=lambda kv: -kv[1])[:3]
         table.add_row(
-            str(rank),
-            item["task"],
-            f"{item['score']:.4f}",
-            ", ".join(f"{c}={s:.3f}" for c, s in top),
+            str(rank), item["task"], f"{item['score']:.4f}", top_components(item["components"])
         )
     stdout.print(table)
     if body.get("note"):

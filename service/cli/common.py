@@ -112,3 +112,13 @@ class _Bars:
     def describe(self, stage: str, words: str) -> None:
         if self.progress is not None and stage in self.bars:
             self.progress.update(self.bars[stage], words=words)
+
+
+def top_components(components: dict[str, float], n: int = 3) -> str:
+    """A ranked task's ``n`` most similar components for a table cell, and its training rows
+    where the method read them (``sized``): a count, not a similarity."""
+    similar = [(c, v) for c, v in components.items() if not c.startswith("size.")]
+    cells = [f"{c}={v:.3f}" for c, v in sorted(similar, key=lambda kv: -kv[1])[:n]]
+    if "size.train_rows" in components:
+        cells.append(f"rows={int(components['size.train_rows']):,}")
+    return ", ".join(cells)

@@ -20,6 +20,7 @@ from service.cli.common import (
     progress_bars,
     stderr,
     stdout,
+    top_components,
     user_errors,
 )
 from service.settings import Settings, get_settings
@@ -392,10 +393,7 @@ def similar(
         title=f"{goal.name} — {method} — {embedder.ref.id}",
     )
     for rank, item in enumerate(ranking, 1):
-        top = sorted(item.components.items(), key=lambda kv: -kv[1])[:3]
-        table.add_row(
-            str(rank), item.task, f"{item.score:.4f}", ", ".join(f"{c}={s:.3f}" for c, s in top)
-        )
+        table.add_row(str(rank), item.task, f"{item.score:.4f}", top_components(item.components))
     stdout.print(table)
     stdout.print(
         _evidence_line(method, record, evidence.best, settings.ranker_file), soft_wrap=True

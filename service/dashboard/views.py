@@ -34,7 +34,7 @@ from service.transfers.schemas import TransferRead
 from workers.data.validation import TaskValidationError
 
 PAGE_SIZE = 25
-FITTED = ("learned.", "measured.")  # evidence keys that are not similarities
+FITTED = ("learned.", "measured.", "size.")  # evidence keys that are not similarities
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,8 @@ def method_evidence(settings: Settings) -> Methods:
 def resolve_method(settings: Settings, task_type: str | None = None) -> str:
     """The method a request that names none gets: the ``default_method`` setting, or for
     ``best`` the served method that ranked best in the saved evaluation, within the task's type
-    when the request keeps to one type. Without an evaluation, ``learned`` (which ranks as
-    ``fused`` until it has evidence)."""
+    when the request keeps to one type. Without an evaluation, ``learned`` (which ranks by the
+    ``evidence_free_method`` setting's until it has evidence)."""
     if settings.default_method != "best":
         return settings.default_method
     return _best(saved_records(settings), "within" if task_type else "all") or "learned"
@@ -73,29 +73,29 @@ def method_record(
 
 def best_evidence_free(
     settings: Settings, task_type: str | None, transfer_model: str | None = None
-) -> str:
-    """How a request ranks without (enough) measured transfers of ``transfer_model``: the
-    served evidence-free method that ranked best in the saved evaluation (within the type when
-    a request keeps to one), when that evaluation measured this transfer model; otherwise, or
-    without an evaluation, the ``evidence_free_method`` setting (another model's record says
+) -> tuple[str, str]:
+    """How a request ranks without (enough) measured transfers of ``transfer_model``, and why
+    in words: the served evidence-free method that ranked best in the saved evaluation (within
+    the type when a request keeps to one), when that evaluation measured this transfer model and
+    scored one; otherwise the ``evidence_free_method`` setting's (another model's record says
     nothing about this one)."""
     from workers.selection.methods import EVIDENCE_FREE_SERVED
 
-    if transfer_model is not None and not _evaluated_for(settings, transfer_model):
-        return settings.evidence_free_method
-    records = saved_records(settings)
-    free = {m: r for m, r in records.items() if m in EVIDENCE_FREE_SERVED}
-    return _best(free, "within" if task_type else "all") or settings.evidence_free_method
-
-
-def evidence_free_reason(settings: Settings, transfer_model: str) -> str:
-    """Why ``best_evidence_free`` chose what it did for ``transfer_model``, in words."""
-    if saved_records(settings) and _evaluated_for(settings, transfer_model):
-        return "the best evidence-free method in the saved evaluation"
-    return (
-        "the evidence-free method that beat largest-first on ρ and Regret@3 in every evidence "
-        "set the project evaluated (docs/results.md)"
-    )
+    if transfer_model is None or _evaluated_for(settings, transfer_model):
+        records = saved_records(settings)
+        free = {m: r for m, r in records.items() if m in EVIDENCE_FREE_SERVED}
+        best = _best(free, "within" if task_type else "all")
+        if best is not None:
+            return best, "the best evidence-free method in the saved evaluation"
+    method = settings.evidence_free_method
+    if method == "sized":
+        why = (
+            "the evidence_free_method setting's: of the evidence-free methods, the one that beat "
+            "largest-first on ρ and Regret@3 in every evidence set evaluated (docs/results.md)"
+        )
+    else:
+        why = "the evidence_free_method setting's"
+    return method, why
 
 
 def best_without_taskemb(settings: Settings, task_type: str | None) -> str:

@@ -34,7 +34,6 @@ from service.recommendations.learned import (
 from service.recommendations.methods import (
     best_evidence_free,
     best_without_taskemb,
-    evidence_free_reason,
     method_record,
 )
 from service.recommendations.schemas import LibraryCoverage, RankedTask, Recommendations
@@ -193,12 +192,9 @@ def _rank_learned(
         context.learned_fits.put(learned.fit_key, fitted)
     used = _evidence_used(learned.chosen, fitted)
     if not used.used:
-        fallback = best_evidence_free(settings, ranker.task_type, used.transfer_model)
+        fallback, why = best_evidence_free(settings, ranker.task_type, used.transfer_model)
         result = _rank_by(session, context, ranker, target, fallback, k=k, model=model)
-        note = (
-            f"ranked by {fallback}, {evidence_free_reason(settings, used.transfer_model)}: "
-            f"{used.reason}"
-        )
+        note = f"ranked by {fallback}, {why}: {used.reason}"
         notes = "; ".join(n for n in (result.note, note) if n)
         update = {"note": notes, "transfer_model": used.transfer_model, "evidence": used}
         return result.model_copy(update=update)
@@ -226,7 +222,7 @@ def _rank_learned(
 
 
 def _rank_by(session, context, ranker: _Ranker, target, method: str, *, k, model):
-    """``target`` ranked by a similarity ``method`` (its own vectors and indexes)."""
+    """``target`` ranked by an evidence-free ``method`` (its own vectors and indexes)."""
     from workers.similarity import FUSED_METHODS
 
     methods = FUSED_METHODS if method in ("fused", "sized") else (method,)
@@ -282,9 +278,10 @@ def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendati
         )
         rrf = per_method
     sizes = {}
-    if method == "sized":
+    if method == "sized":  # over the FAISS candidates (all of a library of ≤ 1,000 tasks)
         sizes = repository.train_sizes(session, list(scores))
-        scores = sized_scores(sorted(scores, key=lambda i: (-scores[i], i)), sizes)
+        by_similarity = sorted(scores, key=lambda i: (-scores[i], ranker.task(i)[0]))
+        scores = sized_scores(by_similarity, sizes)  # ties by name, as the engine breaks them
     order = _best(scores, k, ranker.task)
     ranking = [
         RankedTask(
@@ -293,7 +290,7 @@ def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendati
             type=ranker.task(i)[1],
             score=scores[i],
             components=ranker.evidence(i, vectors, rrf)
-            | ({"size.train_rows": float(sizes[i])} if sizes else {}),
+            | ({"size.train_rows": float(sizes.get(i, 0))} if sizes else {}),
         )
         for i in order
     ]

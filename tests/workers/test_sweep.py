@@ -313,34 +313,43 @@ def test_a_fusion_sweep_leaves_each_target_out_of_its_fusion_and_trains_each_ada
     from workers.adapters import AdapterConfig
 
     sentiment = two_tasks[1]
+    sources = [*two_tasks, toy_tasks["toy_choice"]]
     targets = [sentiment, toy_tasks["toy_ner"]]
     config = dataclasses.replace(
         CONFIG, seeds=(0,), strategy="fusion", adapter=AdapterConfig(rank=4)
     )
+    # Fusion needs two adapters to choose among: a target with one other source is refused
+    with pytest.raises(ValueError, match="target toy_sentiment has 1 source"):
+        run_sweep(two_tasks, targets, tiny_ref, paths, config)
     events: list[SweepEvent] = []
-    report = run_sweep(two_tasks, targets, tiny_ref, paths, config, events.append)
-    assert (report.sources_trained, report.sources_loaded, report.transfers_run) == (2, 0, 2)
+    report = run_sweep(sources, targets, tiny_ref, paths, config, events.append)
+    assert (report.sources_trained, report.sources_loaded, report.transfers_run) == (3, 0, 2)
     assert [r.key for r in read_results(paths.results)] == [
-        ("toy_sts", "toy_sentiment", 0),  # toy_sentiment is not fused into its own run
-        ("toy_sts+toy_sentiment", "toy_ner", 0),
+        ("toy_sts+toy_choice", "toy_sentiment", 0),  # not fused into its own run
+        ("toy_sts+toy_sentiment+toy_choice", "toy_ner", 0),
     ]
-    # 2 baselines; toy_sts's adapter and its run; toy_sentiment's adapter and the run of both
+    # 2 baselines; the adapters of toy_sts and toy_choice and their run; toy_sentiment's
+    # adapter (the others' are trained already) and the run of all three
     stages = [e.label for e in events if e.kind == "step"]
-    assert len(events[0].stage_weights) == len(dict.fromkeys(stages)) == 6
+    assert len(events[0].stage_weights) == len(dict.fromkeys(stages)) == 7
 
 
 def test_the_cost_estimate_counts_one_fused_run_per_target_and_seed() -> None:
     from workers.sweep import TaskSize, estimate_cost
 
     config = SweepConfig(source_n=1000, target_n=100, eval_n=30, seeds=(0, 1), strategy="fusion")
-    sources = [TaskSize("big", "classification", 5000), TaskSize("mc", "multiple_choice", 200)]
+    sources = [
+        TaskSize("big", "classification", 5000),
+        TaskSize("mc", "multiple_choice", 200),
+        TaskSize("small", "classification", 300),
+    ]
     targets = [TaskSize("t", "classification", 400), TaskSize("big", "classification", 5000)]
     cost = estimate_cost(sources, targets, config, seconds_per_example=0.01, seconds_per_run=2)
-    # t fuses big and mc, big fuses mc alone: one run per target × seed, each adapter once
-    assert (cost.sources_to_train, cost.baselines, cost.target_runs) == (2, 4, 4)
-    done = frozenset({("big+mc", "t", 0), ("big", "t", 1), ("mc", "big", 0)})
+    # t fuses all three, big the other two: one run per target × seed, each adapter once
+    assert (cost.sources_to_train, cost.baselines, cost.target_runs) == (3, 4, 4)
+    done = frozenset({("big+mc+small", "t", 0), ("big", "t", 1), ("mc+small", "big", 0)})
     resumed = estimate_cost(
         sources, targets, config, seconds_per_example=0.01, seconds_per_run=2,
-        trained=frozenset({"big", "mc"}), done=done,
+        trained=frozenset({"big", "mc", "small"}), done=done,
     )  # fmt: skip
     assert (resumed.sources_to_train, resumed.target_runs) == (0, 2)

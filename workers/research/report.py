@@ -194,6 +194,8 @@ def _evidence_free_line(own: dict[str, Evaluation], methods: list[str]) -> str:
         return rho < size_rho and regret < size_regret  # False where either is missing (nan)
 
     free = [m for m in methods if m in EVIDENCE_FREE_SERVED]
+    if not free or "datasize" not in methods:
+        return "(Evaluate datasize and the evidence-free methods to compare them here.)"
     winners = [m for m in free if all(beats(e, m) for e in own.values())]
     sets = "every set above" if len(own) > 1 else "this set"
     return (

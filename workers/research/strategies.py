@@ -56,11 +56,7 @@ def comparison_section(files: StrategyFiles = StrategyFiles()) -> str:
         if r.source in sources and r.target in targets and r.seed in SEEDS
     ]
     sequential, adapter = outcomes(sequential_rows), outcomes(adapter_rows)
-    fusion_rows = [
-        r
-        for r in (read_results(files.fusion) if files.fusion.is_file() else [])
-        if r.target in targets and r.seed in SEEDS
-    ]
+    fusion_rows = _fusions_of_all(files.fusion, sources, targets)
     fusions = read_fusions(fusion_rows)
     parts = [
         HEADING,
@@ -70,6 +66,17 @@ def comparison_section(files: StrategyFiles = StrategyFiles()) -> str:
         agreement_section(targets, sequential, adapter),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _fusions_of_all(path: Path, sources: list[str], targets: list[str]) -> list[TransferRow]:
+    """The fusion sweep's runs that fused every source but the target (a sweep resumed with
+    other sources leaves rows of another fusion behind), one per target × seed: the last."""
+    found: dict[tuple[str, int], TransferRow] = {}
+    for row in read_results(path) if path.is_file() else []:
+        fused = set(row.source.split(FUSED))
+        if row.target in targets and row.seed in SEEDS and fused == set(sources) - {row.target}:
+            found[(row.target, row.seed)] = row
+    return list(found.values())
 
 
 def read_fusions(rows: list[TransferRow]) -> dict[str, Fusion]:

@@ -210,7 +210,8 @@ class SizedRanker:
     library: Library
 
     def rank(self, target: str, candidates: Sequence[str]) -> list[str]:
-        by_similarity = SimilarityRanker(self.library, "fused").rank(target, candidates)
+        # Candidates by name, so equal similarities keep name order (as the API breaks ties)
+        by_similarity = SimilarityRanker(self.library, "fused").rank(target, sorted(candidates))
         scores = sized_scores(by_similarity, self.library.sizes)
         return sorted(candidates, key=lambda c: (-scores[c], c))
 
@@ -230,8 +231,8 @@ def rank_sized(
 ) -> list[RankedTask]:
     """``library`` ranked for ``target`` by ``sized`` (``sized_scores`` over the fused
     ranking), each task's similarities kept beside its training rows."""
-    fused = rank_library(target, library, "fused")
-    scores = sized_scores([r.task for r in fused], sizes)
+    fused = sorted(rank_library(target, library, "fused"), key=lambda r: (-r.score, r.task))
+    scores = sized_scores([r.task for r in fused], sizes)  # ties by name, as the API's
     ranked = [
         RankedTask(
             r.task, scores[r.task], {**r.components, "size.train_rows": float(sizes[r.task])}

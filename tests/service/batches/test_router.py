@@ -134,12 +134,16 @@ def test_a_fusion_sweep_is_one_run_per_target_over_every_other_source(
     transfer = {"strategy": "fusion", "seeds": [0, 1], "adapter": {"rank": 4}}
     transfer |= {"train_n": 8, "eval_n": 4, "max_length": 24}
     transfer |= {"source_train": train, "target_train": train}
+    # ids[1] would fuse ids[0] alone (never itself): fusion needs two adapters to choose among
     body = {"kind": "sweep", "sources": ids[:2], "targets": ids[1:], "transfer": transfer}
+    refused = client.post("/v1/batches", json=body, headers=keys.alice)
+    assert refused.status_code == 422
+    assert f"target task {ids[1]} has 1 source(s) besides itself" in refused.text
+    body["targets"] = ids[2:]
     response = client.post("/v1/batches", json=body, headers=keys.alice)
     assert response.status_code == 201, response.text
     batch = response.json()
-    # ids[1] fuses ids[0] alone (never itself); ids[2] fuses both, in the order given
-    assert _runs(client, keys, batch) == [([ids[0]], ids[1]), (ids[:2], ids[2])]
+    assert _runs(client, keys, batch) == [(ids[:2], ids[2])]  # both, in the order given
     (sweep,) = [j for j in batch["jobs"] if j["kind"] == "sweep"]
     assert sweep["config"]["transfer"]["strategy"] == "fusion"
 
@@ -149,12 +153,7 @@ def test_a_fusion_sweep_is_one_run_per_target_over_every_other_source(
         assert len(result["gain"]["values"]) == 2  # both seeds stored on the target's run
     folder = settings.artifacts_dir / "sweeps" / f"batch-{batch['id']}"
     lines = (folder / "results.csv").read_text().splitlines()
-    assert [line.split(",")[0] for line in lines[1:]] == [
-        f"s0@{ids[0]}",
-        f"s0@{ids[0]}",
-        f"s0@{ids[0]}+s1@{ids[1]}",
-        f"s0@{ids[0]}+s1@{ids[1]}",
-    ]
+    assert [line.split(",")[0] for line in lines[1:]] == [f"s0@{ids[0]}+s1@{ids[1]}"] * 2
     adapters = list((settings.checkpoints_dir / "adapters").glob("*/adapter.json"))
     assert len(adapters) == 2  # one per source, fused into every run that needs it
 

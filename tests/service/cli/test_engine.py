@@ -61,6 +61,8 @@ def test_similar_json_ranks_library_and_never_the_target(env):
     assert sorted(r["task"] for r in sized) == sorted(names)
     rows = {r["task"]: r["components"]["size.train_rows"] for r in sized}
     assert all(rows[name] > 0 for name in names)
+    table = _run("similar", "toy_sentiment", "--library", str(env), "--method", "sized").stdout
+    assert "rows=" in table  # a count beside the similarities, not sorted among them
 
 
 def test_similar_learned_uses_the_ranker_file(env, tmp_path, monkeypatch):

@@ -72,7 +72,7 @@ def test_without_evidence_learned_says_so_and_ranks_by_embeddings(
     assert evidence["used"] is False and evidence["sets"] == [] and evidence["pairs"] == 0
     model = transfer_model_name(settings.model)  # the service's own (tiny) encoder
     assert evidence["reason"] == f"no measured transfers of {model!r}"
-    assert "ranked by sized, the evidence-free method that beat largest-first" in learned["note"]
+    assert "ranked by sized, the evidence_free_method setting's: of the" in learned["note"]
     assert sized["evidence"] is None and sized["transfer_model"] is None
 
 

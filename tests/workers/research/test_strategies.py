@@ -39,6 +39,8 @@ def _files(tmp_path, adapter_gains) -> StrategyFiles:
                     peak_memory_mb=900.0, source_seconds=240.0,
                 )
             )  # fmt: skip
+        # A fusion of fewer sources, left behind by a sweep run with other sources: not "all"
+        writer.write(TransferRow("s1+s2", "t1", 0, 90.0, 40.0, 50.0, "accuracy"))
     return files
 
 
