@@ -36,6 +36,8 @@ class AppContext:
     indexes: IndexStore
     recommendations: ResultCache[Recommendations]
     learned_fits: ResultCache[FittedRanker]  # keyed by encoder, library version and evidence
+    # Each library task's training rows (``sized`` ranks by them), keyed by library version
+    library_sizes: ResultCache[dict[int, int]]
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def close(self) -> None:
@@ -84,4 +86,5 @@ def build_context(
         ),
         recommendations=ResultCache(settings.recommend_cache_size, settings.recommend_cache_ttl_s),
         learned_fits=ResultCache(settings.learned_fit_cache_size, settings.recommend_cache_ttl_s),
+        library_sizes=ResultCache(settings.learned_fit_cache_size, settings.recommend_cache_ttl_s),
     )

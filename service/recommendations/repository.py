@@ -59,7 +59,7 @@ def library_count_of(session: Session, ids: set[int], task_type: str | None = No
     return session.scalar(query) or 0
 
 
-def train_sizes(session: Session, ids: list[int]) -> dict[int, int]:
-    """Training rows of each task of ``ids`` (0 when unknown)."""
-    query = select(Task.id, Task.counts).where(Task.id.in_(ids))
+def library_train_sizes(session: Session) -> dict[int, int]:
+    """Training rows of every library task (0 when unknown)."""
+    query = select(Task.id, Task.counts).where(Task.is_library.is_(True))
     return {i: int((counts or {}).get("train", 0)) for i, counts in session.execute(query)}

@@ -279,7 +279,7 @@ def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendati
         rrf = per_method
     sizes = {}
     if method == "sized":  # over the FAISS candidates (all of a library of ≤ 1,000 tasks)
-        sizes = repository.train_sizes(session, list(scores))
+        sizes = _library_sizes(session, ranker)
         by_similarity = sorted(scores, key=lambda i: (-scores[i], ranker.task(i)[0]))
         scores = sized_scores(by_similarity, sizes)  # ties by name, as the engine breaks them
     order = _best(scores, k, ranker.task)
@@ -307,6 +307,16 @@ def _rank(session, ranker, target, vectors, *, k, method, model) -> Recommendati
         ranking=ranking,
         note=_note(coverage),
     )
+
+
+def _library_sizes(session, ranker: _Ranker) -> dict[int, int]:
+    """Every library task's training rows, read once per library version (and cache period)."""
+    key = (ranker.encoder_id, ranker.version)
+    sizes = ranker.context.library_sizes.get(key)
+    if sizes is None:
+        sizes = repository.library_train_sizes(session)
+        ranker.context.library_sizes.put(key, sizes)
+    return sizes
 
 
 class _Ranker:
