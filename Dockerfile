@@ -20,12 +20,13 @@ COPY migrations ./migrations
 # MiniLM's measured transfers, imported as evidence sets on start (with their pinned settings).
 COPY results/ranker.json results/matrix.csv results/matrix.sweep.json ./results/
 COPY results/matrix-10k.csv results/matrix-10k.sweep.json ./results/
+COPY results/calibration-10k.csv results/calibration-10k.sweep.json ./results/
 # The library's embeddings the saved evaluation read (1,000 examples, fp32): a read-only seed, so
 # those tasks are ready at once (set TASKREC_EMBED_PRECISION=fp32 on GPU workers to use them)
 COPY results/embeddings ./results/embeddings
 ENV TASKREC_EMBEDDING_SEED_PATHS='["/app/results/embeddings"]'
 ENV TASKREC_RANKER_PATH=/app/results/ranker.json \
-    TASKREC_EVIDENCE_FILES='{"minilm-1k": "/app/results/matrix.csv", "minilm-10k": "/app/results/matrix-10k.csv"}'
+    TASKREC_EVIDENCE_FILES='{"minilm-1k": "/app/results/matrix.csv", "minilm-10k": "/app/results/matrix-10k.csv", "minilm-10k-calibration": "/app/results/calibration-10k.csv"}'
 RUN pip install -e ".[service]"
 
 RUN useradd --create-home --uid 1000 taskrec && mkdir -p /data /tasks && chown taskrec /data
