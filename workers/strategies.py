@@ -30,6 +30,8 @@ class TransferStrategy:
     # What the source stage leaves behind and how it is keyed
     keeps: str = "the source-trained encoder, in memory for this run's seeds"
     max_sources: int | None = None  # None: any number
+    # fusion: over one adapter its attention has nothing to choose among
+    min_sources: int = 1
 
 
 STRATEGIES: dict[str, TransferStrategy] = {
@@ -71,6 +73,7 @@ STRATEGIES: dict[str, TransferStrategy] = {
             "attention over their outputs in every layer, trained with the target's head",
             kind="adapter",
             keeps=ADAPTER_KEEPS,
+            min_sources=2,
         ),
     )
 }
@@ -93,4 +96,9 @@ def check_sources(name: str, count: int) -> None:
         raise ValueError(
             f"strategy {name!r} takes at most {chosen.max_sources} source(s), got {count}; "
             "fusion combines several sources' adapters"
+        )
+    if count < chosen.min_sources:
+        raise ValueError(
+            f"strategy {name!r} takes at least {chosen.min_sources} sources, got {count}: it "
+            "learns which source's adapter to attend to, so it needs adapters to choose among"
         )

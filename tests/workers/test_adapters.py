@@ -113,6 +113,8 @@ def test_adapter_strategy_takes_one_source_and_no_full_model_schedules(tiny, toy
             adapter_config("adapter"), [toy_tasks["toy_sts"], toy_tasks["toy_ner"]], target,
             encoder, tokenizer,
         )  # fmt: skip
+    with pytest.raises(ValueError, match="at least 2 sources"):
+        run_transfer(adapter_config("fusion"), [toy_tasks["toy_sts"]], target, encoder, tokenizer)
     for full_model_only in ({"unfreezing": "gradual"}, {"layer_lr_decay": 0.9}):
         stage = dataclasses.replace(FAST, **full_model_only)
         with pytest.raises(ValueError, match="full-model stages"):  # refused when planned

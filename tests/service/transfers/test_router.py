@@ -213,13 +213,16 @@ def test_adapter_transfers_reuse_the_library_adapter_which_admins_can_delete(
 
 
 def test_fusion_runs_through_the_api_and_adapter_takes_one_source(
-    client, keys, tasks, wait_job, ready_task
+    client, keys, tasks, wait_job, ready_task, make_rows
 ):
     source, target = tasks
-    other = ready_task(keys.alice, "other", offset=3)
+    other = ready_task(keys.alice, "other", offset=3, validation=make_rows(6, 4))
+    lone = {"target_task_id": target["id"], "sources": [source["id"]], "strategy": "fusion"}
+    refused = client.post("/v1/transfers", json=lone, headers=keys.alice)
+    assert refused.status_code == 422 and "at least 2 sources" in refused.json()["message"]
     body = {
         "target_task_id": target["id"],
-        "sources": [source["id"]],
+        "sources": [source["id"], other["id"]],
         "strategy": "fusion",
         "adapter": {"rank": 4},
         "seeds": [0],
@@ -230,8 +233,8 @@ def test_fusion_runs_through_the_api_and_adapter_takes_one_source(
     }
     run = _run(client, keys.alice, wait_job, body)
     kinds = [s["kind"] for s in run["result"]["stages"]]
-    assert kinds == ["source", "baseline", "target"] and run["strategy"] == "fusion"
-    two = {**body, "strategy": "adapter", "sources": [source["id"], other["id"]]}
+    assert kinds == ["source", "source", "baseline", "target"] and run["strategy"] == "fusion"
+    two = {**body, "strategy": "adapter"}
     refused = client.post("/v1/transfers", json=two, headers=keys.alice)
     assert refused.status_code == 422 and "at most 1 source" in refused.json()["message"]
     assert client.get("/v1/transfers", headers=keys.alice).json()["total"] == 1  # nothing left
