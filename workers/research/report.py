@@ -35,6 +35,7 @@ RELEVANCE_WORDS = {
 }
 FIRM = 0.9  # a met goal that holds in fewer resamples than this is called out as shaky
 BOOTSTRAP_DRAWS = 2000  # resamples of the targets behind each goal's "how often it holds"
+MIN_SOURCES_TO_JUDGE = 10  # sources per target a set must rank to tell rankings apart
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,18 @@ def _evidence_free_line(own: dict[str, Evaluation], methods: list[str]) -> str:
     free = [m for m in methods if m in EVIDENCE_FREE_SERVED]
     if not free or "datasize" not in methods:
         return "(Evaluate datasize and the evidence-free methods to compare them here.)"
-    winners = [m for m in free if all(beats(e, m) for e in own.values())]
-    sets = "every set above" if len(own) > 1 else "this set"
+    # A set whose targets rank a handful of sources (a calibration's probes, early on) cannot
+    # tell rankings apart: ρ sits near 1 for every method
+    judged = {n: e for n, e in own.items() if _mean_sources(e) >= MIN_SOURCES_TO_JUDGE}
+    if not judged:
+        return f"(No set ranks {MIN_SOURCES_TO_JUDGE} or more sources per target yet.)"
+    winners = [m for m in free if all(beats(e, m) for e in judged.values())]
+    left_out = sorted(set(own) - set(judged))
+    sets = f"each of {', '.join(judged)}" if len(judged) > 1 else f"{', '.join(judged)}"
+    if left_out:
+        sets += (
+            f" (not {', '.join(left_out)}: fewer than {MIN_SOURCES_TO_JUDGE} sources per target)"
+        )
     return (
         "Without evidence of the user's transfer model, an evidence-free method ranks. Of those "
         f"served ({', '.join(free)}), beating datasize on both ρ and Regret@3 in {sets}: "
@@ -205,6 +216,12 @@ def _evidence_free_line(own: dict[str, Evaluation], methods: list[str]) -> str:
         + ". The service's `evidence_free_method` setting names the one it uses for a transfer "
         "model that no evaluation measured."
     )
+
+
+def _mean_sources(evaluation: Evaluation) -> float:
+    """How many sources its targets ranked, on average (over all types)."""
+    counts = [r.sources for r in evaluation.results if r.scope == "all"]
+    return sum(counts) / len(counts) if counts else 0.0
 
 
 def _all_scope(evaluation: Evaluation, method: str) -> tuple[float, float]:
