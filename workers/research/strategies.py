@@ -185,14 +185,19 @@ def agreement_section(
             continue
         seq = [sequential[target][s].gain for s in common]
         ada = [adapter[target][s].gain for s in common]
-        rho = float(spearmanr(seq, ada).statistic)
         picked = common[seq.index(max(seq))]
         regret = max(ada) - adapter[target][picked].gain
-        rhos.append(rho)
         regrets.append(regret)
-        lines.append(f"| {target} | {len(common)} | {rho:+.2f} | {picked} | {regret:.2f} |")
-    if not rhos:
+        if len(set(seq)) == 1 or len(set(ada)) == 1:  # a ranking of ties: ρ is undefined
+            shown = "— (all gains equal)"
+        else:
+            rho = float(spearmanr(seq, ada).statistic)
+            rhos.append(rho)
+            shown = f"{rho:+.2f}"
+        lines.append(f"| {target} | {len(common)} | {shown} | {picked} | {regret:.2f} |")
+    if not regrets:
         return ""
+    mean_rho = f"**{statistics.fmean(rhos):+.2f}**" if rhos else "—"
     head = (
         "Does full fine-tuning's ranking of sources predict adapter transfer? Per target, "
         "Spearman ρ between the sources' sequential and adapter gains, and the adapter gain "
@@ -202,8 +207,7 @@ def agreement_section(
         "| target | sources | ρ | sequential's best | adapter gain lost |",
         "|---|---|---|---|---|",
         *lines,
-        f"| **mean** | | **{statistics.fmean(rhos):+.2f}** | | "
-        f"**{statistics.fmean(regrets):.2f}** |",
+        f"| **mean** | | {mean_rho} | | **{statistics.fmean(regrets):.2f}** |",
     ]
     return head + "\n\n" + "\n".join(table)
 

@@ -82,3 +82,11 @@ def test_section_replaces_its_former_self_and_keeps_the_rest(tmp_path):
     assert text.index("## Before") < text.index("new") < text.index("## After")
     missing = comparison_section(StrategyFiles(adapter=tmp_path / "none.csv"))
     assert "Not measured yet" in missing
+
+
+def test_a_target_whose_adapter_gains_all_tie_has_no_rho_and_the_mean_skips_it(tmp_path):
+    gains = {(s, "t1"): 0.5 * i for i, s in enumerate(SOURCES)}
+    gains |= {(s, "t2"): 0.0 for s in SOURCES}  # an adapter that learns nothing: all equal
+    text = comparison_section(_files(tmp_path, gains))
+    assert "| t2 | 4 | — (all gains equal) |" in text
+    assert "| **mean** | | **+1.00** |" in text  # t1's ρ alone
