@@ -216,6 +216,14 @@ def evaluate(
     relevance: Annotated[
         str, typer.Option(help="NDCG relevance from negative gains: shift or clip.")
     ] = "shift",
+    pool: Annotated[
+        str,
+        typer.Option(
+            help="What each method ranks: library (every task under --library but the target, "
+            "as the API ranks; the measured sources are scored in that order) or measured (the "
+            "target's measured sources alone)."
+        ),
+    ] = "library",
     per_target: Annotated[
         bool, typer.Option("--per-target", help="Also print ρ and Regret per target.")
     ] = False,
@@ -281,6 +289,8 @@ def evaluate(
         wanted = _split(methods) or _split([settings.selection_methods])
         every = [*rows, *learn_from, *(r for item in compared for r in item.rows)]
         names = {name for r in every for name in (r.source, r.target)}
+        if pool == "library":  # the API ranks every library task
+            names |= _library_names(library, settings)
         needed = embedding_methods_needed(wanted)
         lib = _library(names, library, needed, settings, model, max_examples, not as_json)
         config = EvalConfig(
@@ -288,6 +298,7 @@ def evaluate(
             ks=tuple(_ints(ks, "--ks")),
             scopes=("all", "within") if within_type else ("all",),
             relevance=relevance,
+            pool=pool,
         )
         result = run_evaluation(rows, lib, config, train=train_rows)
         if plot is not None:
@@ -302,6 +313,7 @@ def evaluate(
         if report is not None:
             argv = [str(results_csv), *(f"--library={x}" for x in library)]
             argv += [f"--methods={','.join(wanted)}", f"--ks={ks}", f"--relevance={relevance}"]
+            argv += [f"--pool={pool}"]
             argv += ["--within-type"] * within_type + ["--per-target"] * per_target
             argv += [f"--save-ranker={save_ranker}"] * (save_ranker is not None)
             fresh = _split(fresh_targets)
@@ -468,6 +480,18 @@ def _load_tasks(names: list[str], settings: Settings) -> list[Any]:
     from workers.data.loaders import load_task_dir, resolve_task_path
 
     return [load_task_dir(resolve_task_path(n, settings.tasks_root)) for n in names]
+
+
+def _library_names(roots: list[str], settings: Settings) -> set[str]:
+    """The name of every task folder's task under ``roots`` (the tasks root by default)."""
+    import json
+
+    from workers.data.loaders import iter_task_dirs
+
+    folders = [
+        d for root in roots or [str(settings.tasks_root)] for d in iter_task_dirs(Path(root))
+    ]
+    return {json.loads((d / "task.json").read_text()).get("name", d.name) for d in folders}
 
 
 def _library(

@@ -19,9 +19,12 @@ def all_sets(session: Session) -> list[EvidenceSet]:
 
 
 def stamp(session: Session) -> tuple:
-    """Changes whenever a set is added, removed or made (not) default (cache keys)."""
-    rows = session.execute(select(EvidenceSet.id, EvidenceSet.is_default).order_by(EvidenceSet.id))
-    return tuple(tuple(row) for row in rows)
+    """Changes whenever a set is added, removed, re-imported or made (not) default (cache
+    keys). The file's hash is part of it: SQLite gives a set imported after a deletion the
+    deleted set's id, so ids alone would let a ranker fitted on the old rows answer for the
+    new ones."""
+    query = select(EvidenceSet.id, EvidenceSet.is_default, EvidenceSet.file_hash)
+    return tuple(tuple(row) for row in session.execute(query.order_by(EvidenceSet.id)))
 
 
 def add_rows(session: Session, set_id: int, rows: Iterable) -> None:

@@ -3,9 +3,12 @@
 For each target: the rows whose target it is are set aside; every ranker is built (and the
 learned one trained) from the remaining rows alone, ranks the sources measured on the target, and
 only then are the set-aside rows used, to score those rankings (ρ, NDCG, Regret@k; see
-:mod:`workers.research.metrics`). ``random`` is scored by its exact expectation and ``oracle``
-ranks by the set-aside truth itself (the ceiling). Scopes: ``all`` (every measured source) and
-``within`` (sources of the target's task type only).
+:mod:`workers.research.metrics`). With ``pool="library"`` each ranker ranks the whole library (but
+the target), as the API does, and the measured sources are scored in the order it gave them:
+rankings that standardise or fuse over their candidates (learned, fused, sized) order the
+measured sources by where the service would put them. ``random`` is scored by its exact
+expectation and ``oracle`` ranks by the set-aside truth itself (the ceiling). Scopes: ``all``
+(every measured source) and ``within`` (sources of the target's task type only).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from workers.selection.results import Outcome, Outcomes, TransferRow, outcomes
 
 DEFAULT_METHODS = METHODS  # every method in the registry
 SCOPES = ("all", "within")
+POOLS = ("measured", "library")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class EvalConfig:
     scopes: tuple[str, ...] = ("all",)
     relevance: str = "shift"  # NDCG relevance from negative gains: "shift" or "clip"
     learned: LearnedConfig = field(default_factory=LearnedConfig)
+    # What a ranker ranks: "measured", the target's measured sources; "library", every library
+    # task but the target (of its type, in the within scope), as the API ranks
+    pool: str = "measured"
 
 
 @dataclass
@@ -126,6 +133,8 @@ def evaluate(
     unknown = [s for s in config.scopes if s not in SCOPES]
     if unknown:
         raise ValueError(f"unknown scope {unknown[0]!r} (expected one of {', '.join(SCOPES)})")
+    if config.pool not in POOLS:
+        raise ValueError(f"unknown pool {config.pool!r} (expected one of {', '.join(POOLS)})")
     truth = outcomes(rows)
     learn_from = rows if train is None else train
     named = {n for r in [*rows, *learn_from] for n in (r.source, r.target)}
@@ -141,9 +150,12 @@ def evaluate(
                 reason = f"{len(measured)} measured source(s) in scope: nothing to rank"
                 skipped.append({"target": target, "scope": scope, "reason": reason})
                 continue
+            pool = _pool(target, scope, measured, library, config)
             for method in config.methods:
                 results.append(
-                    _score(target, scope, method, measured, rankers, config, {target: measured})
+                    _score(
+                        target, scope, method, measured, pool, rankers, config, {target: measured}
+                    )
                 )
         if progress:
             progress("evaluate", step, len(truth))
@@ -176,6 +188,21 @@ def _rankers(
     return rankers
 
 
+def _pool(
+    target: str, scope: str, measured: dict[str, Outcome], library: Library, config: EvalConfig
+) -> list[str]:
+    """What the rankers rank for ``target``: its measured sources, or the library's tasks (of
+    the target's type, in the within scope) but the target."""
+    if config.pool == "measured":
+        return sorted(measured)
+    target_type = library.specs[target].type
+    return sorted(
+        name
+        for name, spec in library.specs.items()
+        if name != target and (scope == "all" or spec.type == target_type)
+    )
+
+
 def _in_scope(measured: dict[str, Outcome], target: str, scope: str, library: Library) -> dict:
     if scope == "all":
         return dict(measured)
@@ -188,6 +215,7 @@ def _score(
     scope: str,
     method: str,
     measured: dict[str, Outcome],
+    pool: list[str],
     rankers: dict[str, Callable[[list[str]], list[str]]],
     config: EvalConfig,
     truth: Outcomes,
@@ -208,8 +236,8 @@ def _score(
         )
     if method == "oracle":
         ranking = OracleRanker(truth).rank(target, candidates)
-    else:
-        ranking = rankers[method](candidates)
+    else:  # the pool's order, the measured sources kept
+        ranking = [s for s in rankers[method](pool) if s in measured]
     return TargetResult(
         target,
         scope,

@@ -164,3 +164,30 @@ def test_the_fit_is_kept_until_new_evidence(client, keys, synthetic, session_fac
     _record_runs(session_factory, synthetic)  # more finished runs: new evidence
     client.get(_url(target, k=5), headers=keys.alice)
     assert fits.misses == 2
+
+
+def test_a_set_imported_after_a_deletion_is_not_answered_by_the_old_sets_fit(
+    client, keys, synthetic
+):
+    """SQLite gives the new set the deleted one's id: the cached fit and answer must not carry
+    over (the set's file hash is part of the evidence stamp)."""
+
+    def import_set(good: str, bad: str) -> None:
+        lines = ["source,target,seed,score,baseline"]
+        for target in ("lib00", "lib01", "lib02"):
+            for seed in (0, 1):
+                lines += [f"{good},{target},{seed},66,60", f"{bad},{target},{seed},54,60"]
+                lines += [f"lib07,{target},{seed},60.5,60"]
+        files = {"file": ("lab.csv", "\n".join(lines).encode(), "text/csv")}
+        form = {"name": "lab", "transfer_model": "roberta-base"}
+        made = client.post("/v1/evidence", data=form, files=files, headers=keys.admin)
+        assert made.status_code == 201, made.text
+
+    url = _url(synthetic["lib09"], extra="&transfer_model=roberta-base")
+    import_set(GOOD, BAD)
+    before = _places(client.get(url, headers=keys.bob).json())
+    assert before[GOOD] < before[BAD]
+    assert client.delete("/v1/evidence/lab", headers=keys.admin).status_code == 204
+    import_set(BAD, GOOD)  # the same name, the opposite record
+    after = _places(client.get(url, headers=keys.bob).json())
+    assert after[BAD] < after[GOOD]
