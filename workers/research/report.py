@@ -33,6 +33,13 @@ RELEVANCE_WORDS = {
     "shift": "shifted so that each target's worst source has relevance 0",
     "clip": "negative gains count as 0",
 }
+POOL_WORDS = {
+    "library": "Each method ranks the whole library but the target, as the API does, and the "
+    "measured sources are scored in the order it gave them (`bench/evidence_api.py` checks "
+    "that the API's learned ranking is this one).",
+    "measured": "Each method ranks the target's measured sources alone (the API ranks the whole "
+    "library: `--pool library` scores what it serves).",
+}
 FIRM = 0.9  # a met goal that holds in fewer resamples than this is called out as shaky
 BOOTSTRAP_DRAWS = 2000  # resamples of the targets behind each goal's "how often it holds"
 MIN_SOURCES_TO_JUDGE = 10  # sources per target a set must rank to tell rankings apart
@@ -77,7 +84,8 @@ def write_report(
         "ρ: average rank of the truly best source (1 is perfect). NDCG over the full ranking, "
         f"gains as relevance ({RELEVANCE_WORDS[evaluation.config.relevance]}). Regret@k: how far "
         "(in % of the best score) the best of the top-k picks falls short of the best source. "
-        "Random is its exact expectation; oracle the ceiling.",
+        "Random is its exact expectation; oracle the ceiling. "
+        + POOL_WORDS[evaluation.config.pool],
         evaluation.table(),
         f"![evaluation]({figures.name}/evaluation.png)",
         "## Goals",
