@@ -68,8 +68,12 @@ def main(
             target: _served_loto(api, ids, results_csv, target, transfer_model)
             for target in sorted(measured)
         }
-    scored = {target: _score(ranking, measured[target]) for target, ranking in served.items()}
     evaluated = _evaluate(results_csv)
+    scored = {  # the targets evaluate scored (it skips one with fewer than 2 sources)
+        target: _score(ranking, measured[target])
+        for target, ranking in served.items()
+        if target in evaluated["learned"]
+    }
     _print(scored, evaluated, served)
 
 
@@ -84,7 +88,7 @@ def _server(folder: Path, ready_timeout: float):
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "TASKREC_ADMIN_KEY": ADMIN_KEY,
-            "TASKREC_TASKS_ROOT": str((REPO / ".." / "shared" / "tasks").resolve()),
+            "TASKREC_TASKS_ROOT": str(_tasks_root()),
             "TASKREC_EMBEDDING_SEED_PATHS": json.dumps([str(REPO / "results" / "embeddings")]),
             "TASKREC_EMBED_PRECISION": "fp32",
             "TASKREC_RANKER_PATH": str(REPO / "results" / "ranker.json"),
@@ -92,8 +96,6 @@ def _server(folder: Path, ready_timeout: float):
             "TASKREC_RATE_LIMIT_PER_MINUTE": "0",
             "TASKREC_EMBEDDED_WORKERS": "2",
         }
-        if "TASKREC_TASKS_ROOT" in os.environ:
-            env["TASKREC_TASKS_ROOT"] = os.environ["TASKREC_TASKS_ROOT"]
         command = [*CLI, "serve", "--port", str(port)]
         command += ["--data-dir", str(folder / "data"), "--library"]
         log = (folder / "serve.log").open("w")
@@ -119,6 +121,9 @@ def _server(folder: Path, ready_timeout: float):
 
 
 def _wait_library(api: httpx.Client, process, log: Path, timeout: float) -> None:
+    from workers.data.loaders import iter_task_dirs
+
+    expected = len(list(iter_task_dirs(_tasks_root())))
     deadline = time.monotonic() + timeout
     with console.status("waiting for the library's embeddings") as status:
         while time.monotonic() < deadline:
@@ -129,9 +134,13 @@ def _wait_library(api: httpx.Client, process, log: Path, timeout: float) -> None
             except (httpx.TransportError, KeyError, ValueError):
                 time.sleep(1)
                 continue
-            ready = sum(t["embedding"]["state"] == "ready" for t in items)
-            status.update(f"library: {ready} of {len(items)} tasks embedded")
-            if items and ready == len(items):
+            states = [t["embedding"]["state"] for t in items]
+            if "failed" in states:
+                failed = [t["name"] for t in items if t["embedding"]["state"] == "failed"]
+                raise RuntimeError(f"embedding failed for {', '.join(failed)}: see {log}")
+            ready = states.count("ready")
+            status.update(f"library: {ready} of {expected} tasks embedded")
+            if len(items) == expected and ready == expected:  # every folder registered too
                 return
             time.sleep(2)
     raise RuntimeError(f"the library was not embedded after {timeout:.0f} s")
@@ -248,6 +257,11 @@ def _print(scored, evaluated, served) -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"api": scored, "evaluate": evaluated, "served": served}, indent=1))
     console.print(f"wrote {out}")
+
+
+def _tasks_root() -> Path:
+    default = REPO / ".." / "shared" / "tasks"
+    return Path(os.environ.get("TASKREC_TASKS_ROOT", default)).resolve()
 
 
 def _free_port() -> int:

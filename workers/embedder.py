@@ -47,15 +47,8 @@ class Embedder:
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
-        data_hash = embedding_data_hash(task)
-        settings = self.config.to_dict()
-        if label_donor is not None and self.config.train_epochs > 0:  # it trains the head:
-            # an unlabelled task's TaskEmb depends on it (its text embeddings do not)
-            settings["label_donor"] = embedding_data_hash(label_donor)
-        keys = {m: cache_key(data_hash, self.ref, m, _relevant(settings, m)) for m in methods}
-        found = {m: self.cache.get(k) for m, k in keys.items()} if self.cache else {}
-        # A hit was keyed on this encoder's id; it gets this machine's path back (not stored).
-        result = {m: replace(e, encoder=self.ref) for m, e in found.items() if e is not None}
+        keys = self._keys(task, methods, label_donor)
+        result = self._cached(keys)
         missing = [m for m in methods if m not in result]
         if any(m in ("textemb", "semb") for m in missing):
             result.update(self._compute_text(task, progress))
@@ -65,6 +58,26 @@ class Embedder:
             for m in missing:
                 self.cache.put(keys[m], result[m])
         return {m: result[m] for m in methods}
+
+    def cached(self, task: TaskData, methods: Iterable[str] = METHODS) -> dict | None:
+        """``task``'s embeddings by ``methods`` when the cache holds every one; None otherwise
+        (nothing is computed, nothing written)."""
+        methods = list(methods)
+        found = self._cached(self._keys(task, methods, None))
+        return {m: found[m] for m in methods} if all(m in found for m in methods) else None
+
+    def _keys(self, task: TaskData, methods: list[str], label_donor) -> dict[str, str]:
+        data_hash = embedding_data_hash(task)
+        settings = self.config.to_dict()
+        if label_donor is not None and self.config.train_epochs > 0:  # it trains the head:
+            # an unlabelled task's TaskEmb depends on it (its text embeddings do not)
+            settings["label_donor"] = embedding_data_hash(label_donor)
+        return {m: cache_key(data_hash, self.ref, m, _relevant(settings, m)) for m in methods}
+
+    def _cached(self, keys: dict[str, str]) -> dict[str, TaskEmbedding]:
+        found = {m: self.cache.get(k) for m, k in keys.items()} if self.cache else {}
+        # A hit was keyed on this encoder's id; it gets this machine's path back (not stored).
+        return {m: replace(e, encoder=self.ref) for m, e in found.items() if e is not None}
 
     def _encoder(self):
         if self._loaded is None:

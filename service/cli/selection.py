@@ -267,7 +267,7 @@ def evaluate(
     Embeddings come from the cache: run from the repository without TASKREC_CACHE_PATH, it is
     the committed results/embeddings (fp32), so nothing is recomputed.
     """
-    from workers.research.evaluate import EvalConfig
+    from workers.research.evaluate import POOLS, EvalConfig
     from workers.research.evaluate import evaluate as run_evaluation
     from workers.research.evaluate import plot as draw
     from workers.selection.rankers import LearnedRanker, embedding_methods_needed, expand_methods
@@ -289,10 +289,12 @@ def evaluate(
         wanted = _split(methods) or _split([settings.selection_methods])
         every = [*rows, *learn_from, *(r for item in compared for r in item.rows)]
         names = {name for r in every for name in (r.source, r.target)}
-        if pool == "library":  # the API ranks every library task
-            names |= _library_names(library, settings)
+        if pool not in POOLS:
+            raise UserError(f"--pool takes {' or '.join(POOLS)}, got {pool!r}")
         needed = embedding_methods_needed(wanted)
         lib = _library(names, library, needed, settings, model, max_examples, not as_json)
+        if pool == "library":  # the API ranks every embedded library task
+            lib = _with_pool(lib, library, needed, settings, model, max_examples)
         config = EvalConfig(
             methods=tuple(expand_methods(wanted, lib)),
             ks=tuple(_ints(ks, "--ks")),
@@ -482,16 +484,58 @@ def _load_tasks(names: list[str], settings: Settings) -> list[Any]:
     return [load_task_dir(resolve_task_path(n, settings.tasks_root)) for n in names]
 
 
-def _library_names(roots: list[str], settings: Settings) -> set[str]:
-    """The name of every task folder's task under ``roots`` (the tasks root by default)."""
-    import json
+def _with_pool(
+    lib,
+    roots: list[str],
+    methods: set[str],
+    settings: Settings,
+    model: str | None,
+    max_examples: int | None,
+):
+    """``lib`` plus every other task under ``roots`` whose embeddings the cache holds: the pool
+    the API ranks (``--pool library``). A folder that does not load, or whose embeddings are
+    not cached, is left out with a warning (nothing is computed or written), as the service
+    skips a bad folder and ranks no task before it is embedded."""
+    from workers.cache import EmbeddingCache
+    from workers.data.loaders import iter_task_dirs, load_task_dir
+    from workers.embedder import Embedder
+    from workers.encoder import resolve_encoder
+    from workers.selection.rankers import Library
 
-    from workers.data.loaders import iter_task_dirs
-
-    folders = [
+    embedder = Embedder(
+        resolve_encoder(model or settings.model),
+        embedding_config(settings, max_examples),
+        EmbeddingCache(settings.cache_dir, settings.embedding_seed_paths),
+    )
+    extra, skipped = [], []
+    for folder in (
         d for root in roots or [str(settings.tasks_root)] for d in iter_task_dirs(Path(root))
-    ]
-    return {json.loads((d / "task.json").read_text()).get("name", d.name) for d in folders}
+    ):
+        if folder.name in lib.specs:
+            continue
+        try:
+            task = load_task_dir(folder)
+        except Exception as error:
+            skipped.append(f"{folder.name} ({_first_line(error)})")
+            continue
+        if task.name in lib.specs:
+            continue
+        found = embedder.cached(task, sorted(methods)) if methods else {}
+        if found is None:
+            skipped.append(f"{task.name} (not embedded in the cache)")
+            continue
+        extra.append((task, found))
+    if skipped:
+        stderr.print(f"left out of the ranked pool: {', '.join(skipped)}", soft_wrap=True)
+    found_by_name = {task.name: found for task, found in extra}
+    pool = Library.from_tasks(
+        [t for t, _ in extra], (lambda t: found_by_name[t.name]) if methods else None
+    )
+    return lib.merged(pool)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:120]
 
 
 def _library(

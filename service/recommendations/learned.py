@@ -46,13 +46,19 @@ def evidence_stamp(session: Session, owner_id: int | None) -> tuple:
     from service.evidence.repository import stamp
 
     visible = TransferRun.owner_id == owner_id
+    # The gains' sum too: a result replaced in place keeps the count, and SQLite may give it
+    # the id it had
     query = (
-        select(func.count(TransferResult.id), func.max(TransferResult.id))
+        select(
+            func.count(TransferResult.id),
+            func.max(TransferResult.id),
+            func.sum(TransferResult.gain_mean),
+        )
         .join(TransferRun, TransferResult.run_id == TransferRun.id)
         .where(visible | TransferRun.shared.is_(True))
     )
-    count, last = session.execute(query).one()
-    return (count, last, stamp(session))
+    count, last, gains = session.execute(query).one()
+    return (count, last, gains, stamp(session))
 
 
 @dataclass(frozen=True)

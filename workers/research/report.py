@@ -36,7 +36,8 @@ RELEVANCE_WORDS = {
 POOL_WORDS = {
     "library": "Each method ranks the whole library but the target, as the API does, and the "
     "measured sources are scored in the order it gave them (`bench/evidence_api.py` checks "
-    "that the API's learned ranking is this one).",
+    "that the API's learned ranking is this one; the API's learned ranker re-orders the fused "
+    "top 100, the whole of a library of up to 100 tasks).",
     "measured": "Each method ranks the target's measured sources alone (the API ranks the whole "
     "library: `--pool library` scores what it serves).",
 }

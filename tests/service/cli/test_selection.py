@@ -197,6 +197,38 @@ def test_evaluate_table_and_user_errors(env, tmp_path) -> None:
     assert no_task.exit_code == 2 and "ghost" in no_task.output
 
 
+def test_evaluate_ranks_the_embedded_library_and_leaves_out_what_it_cannot(
+    env, tmp_path, toy_tasks
+) -> None:
+    """``--pool library``: a bad folder and a task with no cached embeddings under --library
+    are left out of the pool, said so, and nothing is computed for them."""
+    import dataclasses
+
+    results = _toy_matrix(tmp_path / "toy.csv")
+    extra = tmp_path / "extra"
+    (extra / "broken").mkdir(parents=True)
+    (extra / "broken" / "task.json").write_text('{"name": "broken", "type": "poetry"}')
+    sentiment = toy_tasks["toy_sentiment"]
+    spare = dataclasses.replace(  # other rows than any toy task's: no cached embedding
+        sentiment,
+        spec=dataclasses.replace(sentiment.spec, name="spare"),
+        splits={**sentiment.splits, "train": sentiment.train[:10]},
+    )
+    save_task_dir(spare, extra / "spare")
+    args = ["evaluate", str(results), "--methods", "fused", "--library", str(env)]
+    cached = sorted((tmp_path / "cache").rglob("*")) if (tmp_path / "cache").exists() else []
+    result = runner.invoke(app, [*args, "--library", str(extra)])
+    assert result.exit_code == 0, result.output
+    assert "left out of the ranked pool: broken (" in result.output
+    assert "spare (not embedded in the cache)" in result.output
+    made = sorted((tmp_path / "cache").rglob("*"))
+    assert not [
+        p for p in made if p not in cached and "spare" in p.read_bytes().decode(errors="ignore")
+    ]
+    bad = runner.invoke(app, [*args, "--pool", "everything"])
+    assert bad.exit_code == 2 and "--pool takes measured or library" in bad.output
+
+
 def test_evaluate_fits_on_one_set_and_scores_another(env, tmp_path) -> None:
     results = _toy_matrix(tmp_path / "toy.csv")
     flipped = tmp_path / "flipped.csv"  # another model's evidence: the opposite order

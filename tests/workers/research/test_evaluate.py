@@ -129,3 +129,31 @@ def test_fitting_on_another_set_scores_this_sets_targets(world) -> None:
     # The ranked target's own rows in the training set are never read
     poisoned = evaluate(rows, library, config, train=_poison(rows, "t03"))
     assert _rankings(poisoned, "t03") == _rankings(same, "t03")
+
+
+def test_the_library_pool_scores_the_measured_sources_in_the_order_the_whole_library_gets(
+    world,
+) -> None:
+    """``pool="library"``: each method ranks every library task but the target (as the API
+    does), and the measured sources are scored in that order; still no leak."""
+    from workers.selection.rankers import build_ranker
+
+    library, rows = world
+    measured = {"t01", "t02", "t04", "t05", "t07"}
+    few = [r for r in rows if r.source in measured]  # the rest of the library is unmeasured
+    config = EvalConfig(methods=("fused", "learned", "datasize"), pool="library")
+    evaluation = evaluate(few, library, config)
+    for result in (r for r in evaluation.results if r.target == "t03"):
+        evidence = [r for r in few if r.target != "t03"]
+        pool = sorted(n for n in library.specs if n != "t03")
+        ranker = build_ranker(result.method, library, evidence)
+        served = [s for s in ranker.rank("t03", pool) if s in measured]
+        assert result.ranking == served and result.sources == len(measured)
+    poisoned = evaluate(_poison(few, "t03"), library, config)
+    assert _rankings(poisoned, "t03") == _rankings(evaluation, "t03")
+    # Fusing component rankings over the whole library orders the measured sources otherwise
+    alone = evaluate(few, library, dataclasses.replace(config, pool="measured"))
+    fused = lambda e: [r.ranking for r in e.results if r.method == "fused"]  # noqa: E731
+    assert fused(alone) != fused(evaluation)
+    with pytest.raises(ValueError, match="unknown pool"):
+        evaluate(few, library, dataclasses.replace(config, pool="everything"))
