@@ -222,7 +222,7 @@ def fused_sources(sources: Sequence[Named], target: str) -> list[Named]:
     ValueError when that leaves fewer than two (over one adapter fusion's attention has
     nothing to choose among, and its row would pass for a single-source one)."""
     fused = [source for source in sources if source.name != target]
-    if len(fused) < 2:
+    if len(fused) < strategy("fusion").min_sources:
         raise ValueError(
             f"fusion fuses at least two sources' adapters: target {target} has "
             f"{len(fused)} source(s) besides itself"

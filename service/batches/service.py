@@ -22,6 +22,7 @@ from service.models import Batch, JobKind, JobState, Owner
 from service.tasks import service as tasks
 from service.tasks.uploads import stage_rows
 from service.transfers import service as transfers
+from workers.strategies import strategy
 
 
 def create(
@@ -98,7 +99,7 @@ def _runs(session, owner, found: dict, pairs: list[tuple[int, int]], transfer) -
     order = list(dict.fromkeys(s for s, _ in pairs))
     for target in dict.fromkeys(t for _, t in pairs):
         others = [s for s in order if s != target]
-        if len(others) < 2:  # the sweep refuses it too (workers.sweep.fused_sources)
+        if len(others) < strategy("fusion").min_sources:  # as workers.sweep.fused_sources
             raise BatchInvalid(
                 "transfer.strategy fusion fuses at least two sources' adapters: target task "
                 f"{target} has {len(others)} source(s) besides itself"

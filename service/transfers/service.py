@@ -140,6 +140,10 @@ def _sources(
     if body.sources == "auto":
         from service.recommendations.methods import resolve_method
 
+        try:  # before any ranking work: k is the number of sources 'auto' picks
+            check_sources(body.strategy, body.k)
+        except ValueError as error:
+            raise TransferInvalid(f"{error} ('auto' picks k = {body.k})") from None
         ranked = recommendations.recommend(
             session,
             context,

@@ -220,6 +220,9 @@ def test_fusion_runs_through_the_api_and_adapter_takes_one_source(
     lone = {"target_task_id": target["id"], "sources": [source["id"]], "strategy": "fusion"}
     refused = client.post("/v1/transfers", json=lone, headers=keys.alice)
     assert refused.status_code == 422 and "at least 2 sources" in refused.json()["message"]
+    one_auto = {**lone, "sources": "auto", "k": 1}  # refused before any ranking
+    refused = client.post("/v1/transfers", json=one_auto, headers=keys.alice)
+    assert refused.status_code == 422 and "'auto' picks k = 1" in refused.json()["message"]
     body = {
         "target_task_id": target["id"],
         "sources": [source["id"], other["id"]],
