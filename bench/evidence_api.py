@@ -26,8 +26,6 @@ import csv
 import io
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bench.recommend import free_port, stop
 from workers.research.metrics import best_source_rank, regret_at_k
 from workers.selection.results import outcomes, read_results
 
@@ -83,7 +82,7 @@ def _server(folder: Path, ready_timeout: float):
 
     @contextlib.contextmanager
     def serving():
-        port = _free_port()
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKREC_")} | {
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
@@ -110,11 +109,7 @@ def _server(folder: Path, ready_timeout: float):
             yield api
         finally:
             api.close()
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
             log.close()
 
     return serving()
@@ -262,12 +257,6 @@ def _print(scored, evaluated, served) -> None:
 def _tasks_root() -> Path:
     default = REPO / ".." / "shared" / "tasks"
     return Path(os.environ.get("TASKREC_TASKS_ROOT", default)).resolve()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -128,16 +128,22 @@ def test_an_owners_transfers_are_evidence_for_that_owner_until_shared(
     assert bobs["evidence"]["used"] is True and bobs["evidence"]["own_transfers"] == 24
 
 
-def test_an_imported_set_ranks_for_its_transfer_model_only(client, keys, synthetic):
+def _import_lab(client, keys, name: str, model: str, good: str = GOOD, bad: str = BAD):
+    """An evidence set of ``model`` where ``good`` helps three library targets, ``bad`` hurts."""
     lines = ["source,target,seed,score,baseline"]
     for target in ("lib00", "lib01", "lib02"):
         for seed in (0, 1):
-            lines += [f"{GOOD},{target},{seed},65,60", f"{BAD},{target},{seed},55,60"]
+            lines += [f"{good},{target},{seed},65,60", f"{bad},{target},{seed},55,60"]
             lines += [f"lib07,{target},{seed},60.5,60"]
-    files = {"file": ("roberta.csv", "\n".join(lines).encode(), "text/csv")}
-    form = {"name": "roberta-lab", "transfer_model": "FacebookAI/roberta-base"}
+    files = {"file": (f"{name}.csv", "\n".join(lines).encode(), "text/csv")}
+    form = {"name": name, "transfer_model": model}
     made = client.post("/v1/evidence", data=form, files=files, headers=keys.admin)
     assert made.status_code == 201, made.text
+    return made
+
+
+def test_an_imported_set_ranks_for_its_transfer_model_only(client, keys, synthetic):
+    made = _import_lab(client, keys, "roberta-lab", "FacebookAI/roberta-base")
     assert made.json()["transfer_model"] == "roberta-base" and made.json()["default"] is True
     target = synthetic["lib09"]
     body = client.get(_url(target, extra="&transfer_model=roberta-base"), headers=keys.bob).json()
@@ -172,22 +178,11 @@ def test_a_set_imported_after_a_deletion_is_not_answered_by_the_old_sets_fit(
     """SQLite gives the new set the deleted one's id: the cached fit and answer must not carry
     over (the set's file hash is part of the evidence stamp)."""
 
-    def import_set(good: str, bad: str) -> None:
-        lines = ["source,target,seed,score,baseline"]
-        for target in ("lib00", "lib01", "lib02"):
-            for seed in (0, 1):
-                lines += [f"{good},{target},{seed},66,60", f"{bad},{target},{seed},54,60"]
-                lines += [f"lib07,{target},{seed},60.5,60"]
-        files = {"file": ("lab.csv", "\n".join(lines).encode(), "text/csv")}
-        form = {"name": "lab", "transfer_model": "roberta-base"}
-        made = client.post("/v1/evidence", data=form, files=files, headers=keys.admin)
-        assert made.status_code == 201, made.text
-
     url = _url(synthetic["lib09"], extra="&transfer_model=roberta-base")
-    import_set(GOOD, BAD)
+    _import_lab(client, keys, "lab", "roberta-base")
     before = _places(client.get(url, headers=keys.bob).json())
     assert before[GOOD] < before[BAD]
     assert client.delete("/v1/evidence/lab", headers=keys.admin).status_code == 204
-    import_set(BAD, GOOD)  # the same name, the opposite record
+    _import_lab(client, keys, "lab", "roberta-base", good=BAD, bad=GOOD)  # the opposite record
     after = _places(client.get(url, headers=keys.bob).json())
     assert after[BAD] < after[GOOD]
