@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     default_method: Literal[("best", *SERVED)] = "best"  # type: ignore[valid-type]
     # How a request ranks for a transfer model without measured transfers, when the saved
     # evaluation did not measure that model either (for the model it measured, its best
-    # evidence-free method): "sized" beat largest-first on ρ and Regret@3 in every evidence set
-    # of docs/results.md, the only evidence-free method that did
+    # evidence-free method): "sized" beat largest-first on ρ and Regret@3 on both full transfer
+    # matrices of docs/results.md, the only evidence-free method that did
     evidence_free_method: Literal[EVIDENCE_FREE_SERVED] = "sized"  # type: ignore[valid-type]
 
     # Fine-tuning

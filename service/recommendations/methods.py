@@ -91,7 +91,7 @@ def best_evidence_free(
     if method == "sized":
         why = (
             "the evidence_free_method setting's: of the evidence-free methods, the one that beat "
-            "largest-first on ρ and Regret@3 in every evidence set evaluated (docs/results.md)"
+            "largest-first on ρ and Regret@3 on both full transfer matrices (docs/results.md)"
         )
     else:
         why = "the evidence_free_method setting's"

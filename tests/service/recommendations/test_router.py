@@ -263,9 +263,9 @@ def test_best_default_method_follows_the_saved_evaluation(
     assert overall["evidence"]["sets"] == ["mine"]
     other = client.get(f"{url}?transfer_model=roberta-base", headers=keys.alice).json()
     # Another model without evidence: not MiniLM's pick (taskemb) nor its record, but the
-    # evidence-free method that beat largest-first in every set evaluated
+    # evidence-free method that beat largest-first on both full matrices
     assert other["method"] == "sized" and other["evaluation"] == {}
-    assert "beat largest-first on ρ and Regret@3 in every evidence set" in other["note"]
+    assert "beat largest-first on ρ and Regret@3 on both full transfer matrices" in other["note"]
     by_fused = client.get(f"{url}?method=fused&transfer_model=roberta-base", headers=keys.alice)
     assert by_fused.json()["evaluation"] == {}  # whatever the method
     within = client.get(f"{url}?type=classification", headers=keys.alice).json()
