@@ -87,7 +87,7 @@ def embed(
     with user_errors():
         data = _load(task, settings, allow_unlabelled=True)  # TaskEmb samples missing labels
         donor = _label_donor(data, label_donor, settings) if "taskemb" in method else None
-        embedder = _embedder(settings, model, max_examples)
+        embedder = build_embedder(settings, model, max_examples)
         with progress_bars(not as_json) as progress:
             embeddings = embedder.embed(data, method, progress, label_donor=donor)
     if as_json:
@@ -325,8 +325,6 @@ def similar(
     from service.tasks.service import is_labelled
     from workers.data.loaders import iter_task_dirs
     from workers.selection.methods import SERVED, reads
-    from workers.selection.rankers import rank_learned, rank_sized
-    from workers.similarity import rank_library
 
     settings = get_settings()
     method = method or resolve_method(settings)
@@ -338,7 +336,7 @@ def similar(
         folders = [d for root in library for d in iter_task_dirs(_existing_dir(root, settings))]
         goal_dir = _task_path(target, settings).resolve()
         folders = [d for d in dict.fromkeys(d.resolve() for d in folders) if d != goal_dir]
-        embedder = _embedder(settings, model, max_examples)
+        embedder = build_embedder(settings, model, max_examples)
         methods = reads(method)
         unlabelled = "taskemb" in methods and not is_labelled(goal)
         # An unlabelled target's TaskEmb needs a label donor, chosen by TextEmb
@@ -362,14 +360,7 @@ def similar(
                 donor, method = _donor_from_library(goal, tasks, library_embs, embedder, method)
                 methods = reads(method)
             target_embs = embedder.embed(goal, methods, progress, label_donor=donor)
-        if method == "learned":
-            embeddings = {goal.name: target_embs, **library_embs}
-            ranking = rank_learned(goal.name, tasks.values(), embeddings, settings.ranker_file)
-        elif method == "sized":
-            sizes = {name: len(task.train) for name, task in tasks.items()}
-            ranking = rank_sized(target_embs, library_embs, sizes)
-        else:
-            ranking = rank_library(target_embs, library_embs, method)
+        method, ranking, note = _ranked(goal, tasks, target_embs, library_embs, method, settings)
         ranking = ranking[:limit]
     evidence = method_evidence(settings)
     record = next(m.evaluation for m in evidence.methods if m.method == method)
@@ -380,6 +371,7 @@ def similar(
                 "method": method,
                 "model": embedder.ref.id,
                 "ranking": [r.to_dict() for r in ranking],
+                "note": note,
                 "evaluation": record,  # this method's leave-one-target-out record, if any
                 "best": evidence.best,
             }
@@ -398,6 +390,32 @@ def similar(
     stdout.print(
         _evidence_line(method, record, evidence.best, settings.ranker_file), soft_wrap=True
     )
+
+
+def _ranked(goal, tasks, target_embs, library_embs, method: str, settings: Settings):
+    """(the method that ranked, the ranking, a note or None). ``learned`` without enough
+    measured transfer among these tasks ranks by the best evidence-free method and says so, as
+    the API does: never the ranker's prior dressed as a learned ranking."""
+    from service.recommendations.methods import best_evidence_free
+    from workers.selection.rankers import rank_learned, rank_sized
+    from workers.similarity import rank_library
+
+    note = None
+    if method == "learned":
+        embeddings = {goal.name: target_embs, **library_embs}
+        ranking = rank_learned(goal.name, tasks.values(), embeddings, settings.ranker_file)
+        if ranking is not None:
+            return method, ranking, None
+        method, why = best_evidence_free(settings, None)
+        note = (
+            f"too little measured transfer among these tasks in {settings.ranker_file} to fit "
+            f"the learned ranker: ranked by {method}, {why}"
+        )
+        stderr.print(note, soft_wrap=True)
+    if method == "sized":
+        sizes = {name: len(task.train) for name, task in tasks.items()}
+        return method, rank_sized(target_embs, library_embs, sizes), note
+    return method, rank_library(target_embs, library_embs, method), note
 
 
 def _donor_from_library(goal, tasks, library_embs, embedder, method: str):
@@ -481,7 +499,8 @@ def _existing_dir(path: str, settings: Settings) -> Path:
     return folder
 
 
-def _embedder(settings: Settings, model: str | None, max_examples: int | None):
+def build_embedder(settings: Settings, model: str | None, max_examples: int | None):
+    """The CLI's ``Embedder``: encoder ``model`` (default: the setting) over the shared cache."""
     from workers.cache import EmbeddingCache
     from workers.embedder import Embedder
     from workers.encoder import resolve_encoder

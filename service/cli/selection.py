@@ -21,7 +21,7 @@ from service.cli.engine import (
     JsonOption,
     ModelOption,
     StrategyChoice,
-    embedding_config,
+    build_embedder,
 )
 from service.settings import Settings, get_settings
 from workers.selection.methods import METHODS
@@ -324,7 +324,9 @@ def evaluate(
             argv += [f"--model={model}"] * (model is not None) + [f"--report={report}"]
             argv += [f"--evidence-set={x}" for x in evidence_sets]
             ranker = fitted if "learned" in config.methods else None
-            section = _evidence_section(compared, lib, config, settings) if compared else None
+            section = None
+            if compared:
+                section = _evidence_section(compared, lib, config, library, settings)
             _write_report(rows, result, lib, report, results_csv, argv, ranker, fresh, section)
     if as_json:
         print_json(result.to_dict())
@@ -377,9 +379,12 @@ def _evidence_files(specs: list[str]) -> list[Any]:
     return found
 
 
-def _evidence_section(compared: list[Any], lib, config, settings: Settings) -> str:
+def _evidence_section(
+    compared: list[Any], lib, config, roots: list[str], settings: Settings
+) -> str:
     """Each set leave-one-target-out, each set's targets from a ranker fitted on each other
-    set, and how many library tasks the sets give a donor record."""
+    set, and how many library tasks (the folders under ``roots``, default the tasks root) the
+    sets give a donor record."""
     import dataclasses
 
     from workers.data.loaders import iter_task_dirs
@@ -396,7 +401,8 @@ def _evidence_section(compared: list[Any], lib, config, settings: Settings) -> s
         for b in compared
         if a.name != b.name and "learned" in methods
     }
-    library = [d.name for d in iter_task_dirs(settings.tasks_root)]
+    folders = roots or [str(settings.tasks_root)]
+    library = [d.name for root in folders for d in iter_task_dirs(Path(root))]
     return evidence_section(compared, own, crossed, library)
 
 
@@ -496,17 +502,10 @@ def _with_pool(
     the API ranks (``--pool library``). A folder that does not load, or whose embeddings are
     not cached, is left out with a warning (nothing is computed or written), as the service
     skips a bad folder and ranks no task before it is embedded."""
-    from workers.cache import EmbeddingCache
     from workers.data.loaders import iter_task_dirs, load_task_dir
-    from workers.embedder import Embedder
-    from workers.encoder import resolve_encoder
     from workers.selection.rankers import Library
 
-    embedder = Embedder(
-        resolve_encoder(model or settings.model),
-        embedding_config(settings, max_examples),
-        EmbeddingCache(settings.cache_dir, settings.embedding_seed_paths),
-    )
+    embedder = build_embedder(settings, model, max_examples)
     extra, skipped = [], []
     for folder in (
         d for root in roots or [str(settings.tasks_root)] for d in iter_task_dirs(Path(root))
@@ -548,10 +547,7 @@ def _library(
     show_progress: bool,
 ):
     """A ``Library`` of the tasks named in the results, found under ``roots``, with embeddings."""
-    from workers.cache import EmbeddingCache
     from workers.data.loaders import iter_task_dirs, load_task_dir
-    from workers.embedder import Embedder
-    from workers.encoder import resolve_encoder
     from workers.selection.rankers import Library
 
     roots = roots or [str(settings.tasks_root)]
@@ -568,12 +564,7 @@ def _library(
         raise UserError(f"not found in the library folders: {', '.join(missing)} (use --library)")
     embed = None
     if methods:
-        ref = resolve_encoder(model or settings.model)
-        embedder = Embedder(
-            ref,
-            embedding_config(settings, max_examples),
-            EmbeddingCache(settings.cache_dir, settings.embedding_seed_paths),
-        )
+        embedder = build_embedder(settings, model, max_examples)
         embed = lambda task: embedder.embed(task, sorted(methods))  # noqa: E731
     with _steps(show_progress, "embedding library", len(tasks)) as advance:
         ordered = [tasks[n] for n in sorted(tasks)]

@@ -261,12 +261,19 @@ def write_set(
     repository.clear_rows(session, found.id)
     repository.add_rows(session, found.id, rows)
     found.summary = summarise(rows) | {"gain_basis": "given", "metrics": _metrics(rows)}
-    found.file_hash = hashlib.sha256(repr(sorted(r.key for r in rows)).encode()).hexdigest()
+    found.file_hash = _rows_hash(rows)
     session.flush()
     return found
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _rows_hash(rows: list) -> str:
+    """The rows' content, for the evidence stamp (cache keys): a rerun that changes a score
+    under the same (source, target, seed) changes it, so no fit of the old scores answers."""
+    content = sorted(((r.key, r.score, r.baseline, r.gain, r.metric) for r in rows), key=repr)
+    return hashlib.sha256(repr(content).encode()).hexdigest()
 
 
 def _default_set_name(model: str) -> str:

@@ -848,16 +848,18 @@ def rank_learned(
     tasks: Iterable[TaskData],
     embeddings: Mapping[str, Mapping[str, TaskEmbedding]],
     ranker_file: str | Path,
-) -> list[RankedTask]:
+) -> list[RankedTask] | None:
     """Every task but ``target``, best first by the learned ranker saved in ``ranker_file``
-    (``taskrec evaluate --save-ranker``), refitted on its evidence among these tasks.
-
-    Without the file (or with too little evidence among these tasks) the ranker's prior
-    decides. Each result's components are the ranker's parts: model, prior and weight.
+    (``taskrec evaluate --save-ranker``), refitted on its evidence among these tasks; ``None``
+    without the file or with too little evidence among these tasks to fit (the caller ranks
+    by an evidence-free method then, as the API does). Each result's components are the
+    ranker's parts: model, prior and weight.
     """
     library = Library.from_tasks(tasks)
     library.embeddings = {name: dict(methods) for name, methods in embeddings.items()}
     ranker = saved_ranker(ranker_file, library)
+    if ranker.model is None:
+        return None
     candidates = [name for name in library.specs if name != target]
     scores = ranker.scores(target, candidates)
     parts = ("model", "prior", "weight")

@@ -49,15 +49,17 @@ def test_similar_json_ranks_library_and_never_the_target(env):
     assert scores == sorted(scores, reverse=True)
     assert "taskemb.cls" in data["ranking"][0]["components"]
     assert data["evaluation"] == {} and data["best"] is None  # no ranker file here
-    # The default method is learned; with no ranker file it ranks by its prior, fused.
-    default = json.loads(_run(*args).stdout)
-    assert default["method"] == "learned"
-    assert [r["task"] for r in default["ranking"]] == names
-    assert all(r["components"]["weight"] == 0.0 for r in default["ranking"])
-    table = _run("similar", "toy_sentiment", "--library", str(env))
-    assert "learned has no measured record here" in table.stdout
     # sized: the fused ranking and the largest-first one, fused; each source shows its rows
     sized = json.loads(_run(*args, "--method", "sized").stdout)["ranking"]
+    # The default method is learned; with no ranker file there is no evidence to fit it on,
+    # so it ranks as the API does: by the evidence_free_method setting's method, and says so.
+    default = _run(*args)
+    data = json.loads(default.stdout)
+    assert data["method"] == "sized" and data["ranking"] == sized
+    assert "too little measured transfer" in data["note"] and "ranked by sized" in data["note"]
+    assert "ranked by sized" in default.stderr
+    table = _run("similar", "toy_sentiment", "--library", str(env))
+    assert "sized has no measured record here" in table.stdout
     assert sorted(r["task"] for r in sized) == sorted(names)
     rows = {r["task"]: r["components"]["size.train_rows"] for r in sized}
     assert all(rows[name] > 0 for name in names)

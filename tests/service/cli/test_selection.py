@@ -252,8 +252,11 @@ def test_evaluate_fits_on_one_set_and_scores_another(env, tmp_path) -> None:
     assert both.exit_code == 2 and "once" in both.output
 
 
-def test_the_results_page_compares_evidence_sets(env, tmp_path) -> None:
+def test_the_results_page_compares_evidence_sets(env, tmp_path, monkeypatch) -> None:
     results = _toy_matrix(tmp_path / "toy.csv")
+    # Coverage counts the --library folders, not the tasks root setting.
+    monkeypatch.setenv("TASKREC_TASKS_ROOT", str(tmp_path / "elsewhere"))
+    get_settings.cache_clear()
     (tmp_path / "toy.sweep.json").write_text('{"encoder": "tiny@1", "source_n": 1000}')
     partial = tmp_path / "partial.csv"  # a second set: fewer sources, its own protocol
     kept = [line for line in results.read_text().splitlines() if not line.startswith("toy_qa,")]

@@ -131,3 +131,22 @@ def test_a_backfill_job_is_not_claimed_while_another_runs(session_factory, keys)
         assert jobs.claim(session, first, "t1", "w1", now)
         assert not jobs.claim(session, second, "t2", "w2", now)  # the first still runs
         assert jobs.claim(session, mine, "t3", "w2", now)  # owners' jobs are never held back
+
+
+def test_a_rewritten_calibration_changes_the_evidence_stamp(session_factory):
+    # Rerunning a source replaces its rows under the same keys: a ranker fitted on the old
+    # scores must not answer for the new ones (the stamp keys the fitted rankers).
+    from service.evidence import repository
+    from service.evidence.calibration import write_set
+    from workers.selection.results import TransferRow
+
+    def rows(gain: float) -> list[TransferRow]:
+        return [TransferRow("toy_qa", "toy_sts", 0, 50 + gain, 50.0, gain, "pearson")]
+
+    with unit_of_work(session_factory) as session:
+        write_set(session, "calibration-tiny", "tiny@1", TINY, rows(2.0))
+        before = repository.stamp(session)
+        write_set(session, "calibration-tiny", "tiny@1", TINY, rows(2.0))
+        assert repository.stamp(session) == before  # the same rows: fits stay valid
+        write_set(session, "calibration-tiny", "tiny@1", TINY, rows(-3.0))
+        assert repository.stamp(session) != before
