@@ -251,7 +251,9 @@ def evaluate(
         typer.Option(
             "--evidence-set",
             help="NAME=CSV (repeatable), with --report: the page compares these evidence sets "
-            "(each leave-one-target-out, each fitted on another, library coverage).",
+            "(each leave-one-target-out, each fitted on another, library coverage). NAME=A+B "
+            "is one set of two CSVs of the same protocol, as the service merges a transfer "
+            "model's default sets.",
         ),
     ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
     max_examples: Annotated[int | None, typer.Option(help="Examples per embedding.")] = None,
@@ -361,22 +363,40 @@ COMPARED_METHODS = ("random", "datasize", "semb", "taskemb", "fused", "sized", "
 
 
 def _evidence_files(specs: list[str]) -> list[Any]:
-    """``NAME=CSV`` options as the report's evidence sets (rows and pinned settings)."""
-    import json
+    """``NAME=CSV`` (or ``NAME=A.csv+B.csv``) options as the report's evidence sets (rows and
+    pinned settings). CSVs of one set must share a protocol, as the service's merged sets do."""
 
     from workers.research.report import EvidenceSetFile
     from workers.selection.results import read_results, single_source_rows
 
     found = []
     for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            raise UserError(f"--evidence-set takes NAME=CSV, got {spec!r}")
-        pinned = Path(path).with_suffix(".sweep.json")
-        settings = json.loads(pinned.read_text()) if pinned.is_file() else {}
-        rows = single_source_rows(read_results(path), path)
-        found.append(EvidenceSetFile(name, rows, settings))
+        name, sep, joined = spec.partition("=")
+        paths = [p for p in joined.split("+") if p]
+        if not sep or not name or not paths:
+            raise UserError(f"--evidence-set takes NAME=CSV or NAME=A.csv+B.csv, got {spec!r}")
+        pinned = [_pinned(Path(path)) for path in paths]
+        if any(p != pinned[0] for p in pinned[1:]):
+            raise UserError(
+                f"--evidence-set {name}: {' and '.join(paths)} pin different protocols "
+                "(their .sweep.json); sets of different protocols are never merged"
+            )
+        rows = [r for path in paths for r in single_source_rows(read_results(path), path)]
+        seen: set[tuple] = set()
+        for row in rows:
+            if row.key in seen:
+                raise UserError(f"--evidence-set {name}: {row.key} is measured twice")
+            seen.add(row.key)
+        found.append(EvidenceSetFile(name, rows, pinned[0]))
     return found
+
+
+def _pinned(path: Path) -> dict:
+    """The settings the sweep that wrote ``path`` pinned (its ``.sweep.json``), or none."""
+    import json
+
+    pinned = path.with_suffix(".sweep.json")
+    return json.loads(pinned.read_text()) if pinned.is_file() else {}
 
 
 def _evidence_section(

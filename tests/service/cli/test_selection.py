@@ -261,21 +261,37 @@ def test_the_results_page_compares_evidence_sets(env, tmp_path, monkeypatch) -> 
     partial = tmp_path / "partial.csv"  # a second set: fewer sources, its own protocol
     kept = [line for line in results.read_text().splitlines() if not line.startswith("toy_qa,")]
     partial.write_text("\n".join(kept) + "\n")
+    rest = tmp_path / "rest.csv"  # the rows partial left out: partial+rest is the big set again
+    header, *lines = results.read_text().splitlines()
+    rest.write_text("\n".join([header, *(x for x in lines if x.startswith("toy_qa,"))]) + "\n")
     page = tmp_path / "docs" / "results.md"
     result = _run(
         "evaluate", str(results), "--library", str(env),
         "--methods", "random,datasize,semb,learned,oracle", "--report", str(page),
         "--evidence-set", f"big={results}", "--evidence-set", f"small={partial}",
+        "--evidence-set", f"joined={partial}+{rest}",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     text = page.read_text()
     section = text.split("## Evidence sets")[1].split("## Gains per target")[0]
     assert "| big | tiny@1 | ≤ 1,000 |" in section and "| small | ? | all |" in section
+    first = {}  # each set's row of the first table: what it measured
+    for line in section.splitlines():
+        first.setdefault(line.split("|")[1].strip() if "|" in line else "", line.split("|")[5:])
+    assert first["joined"] == first["big"]  # as one file: the same targets, sources, seeds
     assert "| learned |" in section and "| fitted on \\ scored on | big | small |" in section
     assert "**Calibration coverage:** 5 of 5 library tasks have a donor record" in section
     assert "--evidence-set=small=" in text  # the page reruns as it ran
     alone = runner.invoke(app, ["evaluate", str(results), "--evidence-set", f"big={results}"])
     assert alone.exit_code == 2 and "--report" in alone.output
+    # Two protocols are never one set, and a pair measured twice is refused
+    report = ("--report", str(page), "--library", str(env))
+    mixed = runner.invoke(app, ["evaluate", str(results), *report,
+                                "--evidence-set", f"mixed={results}+{rest}"])  # fmt: skip
+    assert mixed.exit_code == 2 and "different protocols" in mixed.output
+    twice = runner.invoke(app, ["evaluate", str(results), *report,
+                                "--evidence-set", f"twice={partial}+{partial}"])  # fmt: skip
+    assert twice.exit_code == 2 and "measured twice" in twice.output
 
 
 def test_importing_the_commands_does_not_import_torch() -> None:
