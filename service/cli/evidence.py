@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -214,12 +214,19 @@ def evidence_coverage(
     transfer_model: Annotated[
         str | None, typer.Option("--transfer-model", help="Default: the server's.")
     ] = None,
+    evidence_sets: Annotated[
+        list[str],
+        typer.Option("--evidence-set", help="Count these sets (repeatable; default: defaults)."),
+    ] = [],  # noqa: B006 (Typer reads the default list)
     as_json: JsonOption = False,
     server: ServerOption = None,
     key: KeyOption = None,
 ) -> None:
-    """Library tasks with a donor record in the transfer model's default sets."""
-    params = {"transfer_model": transfer_model} if transfer_model else {}
+    """Library tasks with a donor record in the transfer model's default sets (or the named)."""
+    params: dict[str, Any] = {
+        **({"transfer_model": transfer_model} if transfer_model else {}),
+        **({"evidence_set": evidence_sets} if evidence_sets else {}),
+    }
     with _api(server, key) as api:
         found = api.request("GET", "/v1/evidence/coverage", params=params)
     if as_json:

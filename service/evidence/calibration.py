@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -96,9 +97,10 @@ def start(
     )
 
 
-def coverage(session: Session, transfer_model: str) -> Coverage:
-    """Library tasks measured as a source in the transfer model's default evidence sets."""
-    chosen = evidence.choose(session, transfer_model, [])
+def coverage(session: Session, transfer_model: str, names: Sequence[str] = ()) -> Coverage:
+    """Library tasks measured as a source in the transfer model's default evidence sets, or in
+    the sets ``names`` (all of the model, one protocol: ``evidence.choose``'s rules)."""
+    chosen = evidence.choose(session, transfer_model, list(names))
     donors = _donors(session, chosen.sets)
     names = sorted(t.name for t in _library(session).values())
     return Coverage(

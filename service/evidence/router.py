@@ -12,6 +12,7 @@ from service.errors import Problem, responses
 from service.evidence import calibration, service
 from service.evidence.exceptions import (
     EvidenceInvalid,
+    EvidenceMismatch,
     EvidenceSetNameTaken,
     EvidenceSetNotFound,
     EvidenceTooLarge,
@@ -116,15 +117,25 @@ def start_calibration(
     return calibration.start(session, context, admin, body)
 
 
-@router.get("/coverage", response_model=Coverage)
+@router.get(
+    "/coverage",
+    response_model=Coverage,
+    responses=responses(EvidenceSetNotFound, EvidenceMismatch),
+)
 def read_coverage(
     owner: CurrentOwner,
     session: SessionDep,
     settings: SettingsDep,
     transfer_model: Annotated[str | None, Query(max_length=300)] = None,
+    evidence_set: Annotated[
+        list[str],
+        Query(description="sets to count (default: the transfer model's default sets)"),
+    ] = [],  # noqa: B006 (FastAPI reads the default)
 ) -> Coverage:
-    """How many library tasks have a donor record in the transfer model's default sets."""
-    return calibration.coverage(session, transfer_model or settings.default_transfer_model)
+    """How many library tasks have a donor record in the transfer model's default sets, or in
+    the named sets (of that model and one protocol, as a recommendation takes them)."""
+    model = transfer_model or settings.default_transfer_model
+    return calibration.coverage(session, model, evidence_set)
 
 
 @router.get("", response_model=list[EvidenceSetRead])

@@ -116,7 +116,7 @@ class CalibrationRead(BaseModel):
 
 class Coverage(BaseModel):
     """Library tasks with a donor record (measured as a source) in a transfer model's default
-    evidence sets."""
+    evidence sets, or the sets asked for."""
 
     transfer_model: str
     sets: list[str]

@@ -84,6 +84,14 @@ def test_calibration_measures_donors_and_fills_the_coverage(client, keys, toy_li
     after = client.get("/v1/evidence/coverage", headers=keys.alice).json()
     assert after["with_record"] == 2 and after["sets"] == [started["evidence_set"]]
     assert sorted(after["missing"]) == ["toy_choice", "toy_ner", "toy_sentiment"]
+    # Named sets are counted as a recommendation takes them: the model's, one protocol
+    named = {"evidence_set": started["evidence_set"]}
+    assert client.get("/v1/evidence/coverage", params=named, headers=keys.alice).json() == after
+    unknown = client.get("/v1/evidence/coverage?evidence_set=nope", headers=keys.alice)
+    assert unknown.status_code == 404 and "nope" in unknown.json()["message"]
+    foreign = named | {"transfer_model": "roberta-base"}
+    other = client.get("/v1/evidence/coverage", params=foreign, headers=keys.alice)
+    assert other.status_code == 422 and "measured another model" in other.json()["message"]
     rest = _calibrate(client, keys, probes=PROBES, protocol=TINY, dry_run=True).json()
     assert sorted(rest["sources"]) == sorted(after["missing"])  # "missing" is the default
     assert rest["cost"]["baselines"] == 0  # the probes' baselines are already measured
