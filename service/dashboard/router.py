@@ -35,7 +35,7 @@ from service.db import rollback, unit_of_work
 from service.dependencies import MAX_DB_INT, ContextDep, ResourceId, SessionDep, SettingsDep
 from service.errors import ServiceError
 from service.events import event_stream
-from service.evidence.calibration import coverage
+from service.evidence.calibration import coverage, coverage_by_protocol
 from service.jobs import service as jobs
 from service.library import service as library
 from service.models import ApiKey, Job
@@ -408,9 +408,18 @@ def library_page(
     """The library (admins): tasks, embedding coverage, donor-record coverage."""
     items, pager = views.task_page(session, settings, viewer.owner, page, True)
     donors = coverage(session, settings.default_transfer_model)
+    by_protocol = coverage_by_protocol(session, settings.default_transfer_model)
     ready = views.library_ready(session, settings)
     return render(
-        request, state, "library.html", viewer, tasks=items, pager=pager, donors=donors, ready=ready
+        request,
+        state,
+        "library.html",
+        viewer,
+        tasks=items,
+        pager=pager,
+        donors=donors,
+        by_protocol=by_protocol,
+        ready=ready,
     )
 
 

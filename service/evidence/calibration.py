@@ -112,6 +112,13 @@ def coverage(session: Session, transfer_model: str, names: Sequence[str] = ()) -
     )
 
 
+def coverage_by_protocol(session: Session, transfer_model: str) -> list[Coverage]:
+    """The coverage of each protocol's sets of the transfer model, its defaults' group first: a
+    calibration measured in another protocol than the defaults shows beside them."""
+    groups = evidence.protocol_groups(session, transfer_model)
+    return [coverage(session, transfer_model, [s.name for s in group]) for group in groups]
+
+
 def estimate(
     settings: Settings,
     model: str,

@@ -242,6 +242,17 @@ def choose(session: Session, transfer_model: str, names: list[str]) -> Chosen:
     return Chosen(model, kept)
 
 
+def protocol_groups(session: Session, transfer_model: str) -> list[list[EvidenceSet]]:
+    """The transfer model's sets, one list per protocol (the sets a request may name together),
+    the group holding its defaults first."""
+    model = _model_name(transfer_model)
+    groups: dict[str, list[EvidenceSet]] = {}
+    for found in repository.all_sets(session):
+        if same_transfer_model(model, found.transfer_model):
+            groups.setdefault(_canonical(found.protocol), []).append(found)
+    return sorted(groups.values(), key=lambda group: not any(s.is_default for s in group))
+
+
 def rows(session: Session, chosen: Chosen) -> list:
     """The chosen sets' rows as ``TransferRow``s."""
     from workers.selection.results import TransferRow

@@ -335,3 +335,30 @@ def stored_files(settings: Settings) -> Callable[[], list[Path]]:
         return sorted(found)
 
     return files
+
+
+NAMED_LIBRARY = ("mnli", "snli", "qnli", "rte", "mrpc")
+
+
+@pytest.fixture()
+def named_library(session_factory, keys) -> tuple[str, ...]:
+    """Library tasks by name (evidence names tasks; no embeddings needed to import)."""
+    from service.auth.repository import owner_by_name
+    from service.models import Task
+
+    with unit_of_work(session_factory) as session:
+        admin = owner_by_name(session, "root")
+        for name in NAMED_LIBRARY:
+            session.add(
+                Task(
+                    owner_id=admin.id,
+                    name=name,
+                    type="classification",
+                    metric="accuracy",
+                    source="rows",
+                    content_hash=name,
+                    is_library=True,
+                    status="ready",
+                )
+            )
+    return NAMED_LIBRARY

@@ -272,3 +272,27 @@ def test_the_transfers_view_pages_its_runs(
     assert first.status_code == 200 and "page 1 of 2 (2)" in first.text
     second = client.get("/dashboard/transfers?page=2")
     assert "page 2 of 2 (2)" in second.text and "goal" in second.text
+
+
+def test_the_library_page_counts_donor_records_per_protocol(
+    client, keys, login, settings, named_library
+):
+    # The default sets' protocol ranks by default; a calibration of another protocol shows
+    # beside it, so an admin sees both counts.
+    model = settings.default_transfer_model
+
+    def post(name: str, sources: tuple[str, ...], protocol: dict) -> None:
+        rows = [f"{s},{t},0,{50 + i},50,{i},accuracy" for t in ("rte", "mrpc")
+                for i, s in enumerate(sources) if s != t]  # fmt: skip
+        files = {"file": ("m.csv", "source,target,seed,score,baseline,gain,metric\n"
+                          + "\n".join(rows) + "\n", "text/csv")}  # fmt: skip
+        fields = {"name": name, "transfer_model": model, "protocol": json.dumps(protocol)}
+        made = client.post("/v1/evidence", data=fields, files=files, headers=keys.admin)
+        assert made.status_code == 201, made.text
+
+    post("small", ("mnli", "snli"), {"source_n": 1000})
+    post("big", ("mnli", "snli", "qnli", "rte", "mrpc"), {"source_n": 10000})
+    login(keys.secrets["root"])
+    page = client.get("/dashboard/library").text
+    assert "2 of 5 library tasks have been measured as a source" in page  # the default: small
+    assert "<td>small</td><td>2 of 5</td>" in page and "<td>big</td><td>5 of 5</td>" in page

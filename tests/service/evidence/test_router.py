@@ -9,31 +9,6 @@ import pytest
 
 from service.db import unit_of_work
 from service.evidence.service import sync_shipped
-from service.models import Task
-
-LIBRARY = ("mnli", "snli", "qnli", "rte", "mrpc")
-
-
-@pytest.fixture()
-def library(session_factory, keys) -> None:
-    """Library tasks by name (evidence names tasks; no embeddings needed to import)."""
-    from service.auth.repository import owner_by_name
-
-    with unit_of_work(session_factory) as session:
-        admin = owner_by_name(session, "root")
-        for name in LIBRARY:
-            session.add(
-                Task(
-                    owner_id=admin.id,
-                    name=name,
-                    type="classification",
-                    metric="accuracy",
-                    source="rows",
-                    content_hash=name,
-                    is_library=True,
-                    status="ready",
-                )
-            )
 
 
 def _matrix(targets=("rte", "mrpc"), seeds=(0, 1)) -> bytes:
@@ -51,7 +26,7 @@ def _post(client, headers, data: bytes, name="lab-roberta", filename="m.csv", **
     return client.post("/v1/evidence", data=fields, files=files, headers=headers)
 
 
-def test_import_list_read_and_delete(client, keys, library):
+def test_import_list_read_and_delete(client, keys, named_library):
     protocol = json.dumps({"source_rows": "all", "target_rows": 1000, "epochs": 3})
     made = _post(client, keys.admin, _matrix(), protocol=protocol, note="another lab's matrix")
     assert made.status_code == 201, made.text
@@ -86,14 +61,16 @@ def test_import_list_read_and_delete(client, keys, library):
     assert client.get("/v1/evidence/lab-roberta", headers=keys.admin).status_code == 404
 
 
-def test_only_admins_import(client, keys, library, table_counts):
+def test_only_admins_import(client, keys, named_library, table_counts):
     before = table_counts()
     refused = _post(client, keys.alice, _matrix())
     assert refused.status_code == 403 and refused.json()["error"] == "admin_required"
     assert table_counts() == before
 
 
-def test_a_bad_file_is_refused_whole_with_every_row_named(client, keys, library, table_counts):
+def test_a_bad_file_is_refused_whole_with_every_row_named(
+    client, keys, named_library, table_counts
+):
     before = table_counts()
     data = _matrix() + b"nope,rte,0,60,58,2,accuracy\nmnli,rte,0,61,58,3,accuracy\n"
     data += b"snli,mrpc,2,nan,58,,accuracy\n"
@@ -110,7 +87,7 @@ def test_a_bad_file_is_refused_whole_with_every_row_named(client, keys, library,
     assert table_counts() == before  # nothing half-imported
 
 
-def test_form_problems_are_422_not_500(client, keys, library):
+def test_form_problems_are_422_not_500(client, keys, named_library):
     bad_name = _post(client, keys.admin, _matrix(), name="../etc")
     assert bad_name.status_code == 422 and bad_name.json()["error"] == "invalid_request"
     protocol = _post(client, keys.admin, _matrix(), protocol="[1, 2]")
@@ -121,14 +98,14 @@ def test_form_problems_are_422_not_500(client, keys, library):
     assert binary.status_code == 422
 
 
-def test_names_are_unique(client, keys, library):
+def test_names_are_unique(client, keys, named_library):
     assert _post(client, keys.admin, _matrix()).status_code == 201
     again = _post(client, keys.admin, _matrix())
     assert again.status_code == 409 and again.json()["error"] == "evidence_set_name_taken"
 
 
 @pytest.mark.parametrize("settings_overrides", [{"evidence_max_bytes": 300}])
-def test_the_size_limit(client, keys, library, table_counts):
+def test_the_size_limit(client, keys, named_library, table_counts):
     before = table_counts()
     refused = _post(client, keys.admin, _matrix(targets=("rte", "mrpc"), seeds=range(6)))
     assert refused.status_code == 413 and refused.json()["error"] == "evidence_too_large"
@@ -136,12 +113,12 @@ def test_the_size_limit(client, keys, library, table_counts):
 
 
 @pytest.mark.parametrize("settings_overrides", [{"evidence_max_rows": 5}])
-def test_the_row_limit(client, keys, library):
+def test_the_row_limit(client, keys, named_library):
     refused = _post(client, keys.admin, _matrix())
     assert refused.status_code == 413
 
 
-def test_defaults_keep_one_protocol_per_model(client, keys, library):
+def test_defaults_keep_one_protocol_per_model(client, keys, named_library):
     a = json.dumps({"source_rows": 1000})
     b = json.dumps({"source_rows": 10000})
     assert _post(client, keys.admin, _matrix(), name="a1", protocol=a).json()["default"]
@@ -162,7 +139,7 @@ def test_defaults_keep_one_protocol_per_model(client, keys, library):
 
 
 def test_shipped_sweeps_import_once_and_again_when_changed(
-    settings, session_factory, library, tmp_path
+    settings, session_factory, named_library, tmp_path
 ):
     csv_path = tmp_path / "matrix-10k.csv"
     csv_path.write_bytes(_matrix())
@@ -186,7 +163,7 @@ def test_shipped_sweeps_import_once_and_again_when_changed(
 
 
 def test_a_shipped_sweep_of_the_defaults_protocol_joins_them(
-    settings, session_factory, library, tmp_path
+    settings, session_factory, named_library, tmp_path
 ):
     pinned = {"source_n": 10000, "encoder": "all-MiniLM-L6-v2@pkg-x"}
     files = {}
