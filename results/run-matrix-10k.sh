@@ -6,7 +6,7 @@
 # a user trains an intermediate task, so a larger source really is trained on more. 10,000 keeps
 # 50 of the 64 library tasks (and 16 of the 20 sources) whole; one epoch keeps the whole sweep at
 # about 5 h on 2 cores (workers.sweep.estimate_cost), inside two sessions. The target stage is
-# run-matrix.sh's exactly (200 rows, 200 scored, 3 epochs, 64 tokens, batch 16), on its first 10
+# run-matrix.sh's exactly (200 rows, 200 scored, 3 epochs, 64 tokens, batch 16), on its 14
 # targets, so the 1,000-row matrix and this one differ only in the source stage and can predict
 # each other (`taskrec evaluate --train A --test B`).
 #
