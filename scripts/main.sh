@@ -18,8 +18,8 @@ export TASKREC_EMBEDDED_WORKERS=${TASKREC_EMBEDDED_WORKERS:-2}
 export TASKREC_RANKER_PATH=${TASKREC_RANKER_PATH:-results/ranker.json}
 # The packaged MiniLM's measured transfers, imported as evidence sets on start: the 1,000-row
 # matrix (the default set), the size-faithful one (sources on up to 10,000 rows) and, in its
-# protocol, the library calibration (every other library task as a donor on four probe targets;
-# still being measured: results/run-calibration-10k.sh). Each owner's finished transfers add to
-# them.
+# protocol, the library calibration (every other library task as a donor on four probe targets,
+# so every library task has a donor record; ask with evidence_set=). Each owner's finished
+# transfers add to them.
 export TASKREC_EVIDENCE_FILES=${TASKREC_EVIDENCE_FILES:-'{"minilm-1k": "results/matrix.csv", "minilm-10k": "results/matrix-10k.csv", "minilm-10k-calibration": "results/calibration-10k.csv"}'}
 exec .venv/bin/taskrec serve "$@"
