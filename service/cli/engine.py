@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -27,6 +27,11 @@ from service.settings import Settings, get_settings
 from service.transfers.schemas import MIXINGS, REGIMES, STRATEGIES, UNFREEZING
 from workers.selection.methods import choices_text
 from workers.strategies import ADAPTER_TRANSFERS
+
+if TYPE_CHECKING:  # torch-free at run time: the CLI starts without loading the engine
+    from workers.data.schema import TaskData
+    from workers.embedder import Embedder
+    from workers.similarity import RankedTask, TaskEmbedding
 
 ModelOption = Annotated[
     str | None,
@@ -392,7 +397,14 @@ def similar(
     )
 
 
-def _ranked(goal, tasks, target_embs, library_embs, method: str, settings: Settings):
+def _ranked(
+    goal: TaskData,
+    tasks: dict[str, TaskData],
+    target_embs: dict[str, TaskEmbedding],
+    library_embs: dict[str, dict[str, TaskEmbedding]],
+    method: str,
+    settings: Settings,
+) -> tuple[str, list[RankedTask], str | None]:
     """(the method that ranked, the ranking, a note or None). ``learned`` without enough
     measured transfer among these tasks ranks by the best evidence-free method and says so, as
     the API does: never the ranker's prior dressed as a learned ranking."""
@@ -407,10 +419,12 @@ def _ranked(goal, tasks, target_embs, library_embs, method: str, settings: Setti
         if ranking is not None:
             return method, ranking, None
         method, why = best_evidence_free(settings, None)
-        note = (
-            f"too little measured transfer among these tasks in {settings.ranker_file} to fit "
-            f"the learned ranker: ranked by {method}, {why}"
+        lacking = (
+            f"too little measured transfer among these tasks in {settings.ranker_file}"
+            if Path(settings.ranker_file).is_file()
+            else f"no ranker file at {settings.ranker_file} (TASKREC_RANKER_PATH)"
         )
+        note = f"{lacking} to fit the learned ranker: ranked by {method}, {why}"
         stderr.print(note, soft_wrap=True)
     if method == "sized":
         sizes = {name: len(task.train) for name, task in tasks.items()}
@@ -499,7 +513,7 @@ def _existing_dir(path: str, settings: Settings) -> Path:
     return folder
 
 
-def build_embedder(settings: Settings, model: str | None, max_examples: int | None):
+def build_embedder(settings: Settings, model: str | None, max_examples: int | None) -> Embedder:
     """The CLI's ``Embedder``: encoder ``model`` (default: the setting) over the shared cache."""
     from workers.cache import EmbeddingCache
     from workers.embedder import Embedder

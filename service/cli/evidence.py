@@ -216,7 +216,10 @@ def evidence_coverage(
     ] = None,
     evidence_sets: Annotated[
         list[str],
-        typer.Option("--evidence-set", help="Count these sets (repeatable; default: defaults)."),
+        typer.Option(
+            "--evidence-set",
+            help="Count these sets (repeatable; default: the transfer model's default sets).",
+        ),
     ] = [],  # noqa: B006 (Typer reads the default list)
     as_json: JsonOption = False,
     server: ServerOption = None,

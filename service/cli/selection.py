@@ -252,8 +252,8 @@ def evaluate(
             "--evidence-set",
             help="NAME=CSV (repeatable), with --report: the page compares these evidence sets "
             "(each leave-one-target-out, each fitted on another, library coverage). NAME=A+B "
-            "is one set of two CSVs of the same protocol, as the service merges a transfer "
-            "model's default sets.",
+            "is one set of several CSVs of one protocol and transfer model, as a request "
+            "names sets together.",
         ),
     ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
     max_examples: Annotated[int | None, typer.Option(help="Examples per embedding.")] = None,
@@ -363,40 +363,63 @@ COMPARED_METHODS = ("random", "datasize", "semb", "taskemb", "fused", "sized", "
 
 
 def _evidence_files(specs: list[str]) -> list[Any]:
-    """``NAME=CSV`` (or ``NAME=A.csv+B.csv``) options as the report's evidence sets (rows and
-    pinned settings). CSVs of one set must share a protocol, as the service's merged sets do."""
-
+    """``NAME=CSV`` (or ``NAME=A.csv+B.csv+...``) options as the report's evidence sets (rows
+    and pinned settings). The CSVs of one set must pin one protocol and one transfer model, as
+    the sets a request names together must, and measure each (source, target, seed) once."""
     from workers.research.report import EvidenceSetFile
-    from workers.selection.results import read_results, single_source_rows
+    from workers.selection.results import pinned_settings, read_results, single_source_rows
 
     found = []
     for spec in specs:
         name, sep, joined = spec.partition("=")
-        paths = [p for p in joined.split("+") if p]
+        paths = _set_paths(joined)
         if not sep or not name or not paths:
             raise UserError(f"--evidence-set takes NAME=CSV or NAME=A.csv+B.csv, got {spec!r}")
-        pinned = [_pinned(Path(path)) for path in paths]
-        if any(p != pinned[0] for p in pinned[1:]):
-            raise UserError(
-                f"--evidence-set {name}: {' and '.join(paths)} pin different protocols "
-                "(their .sweep.json); sets of different protocols are never merged"
-            )
-        rows = [r for path in paths for r in single_source_rows(read_results(path), path)]
-        seen: set[tuple] = set()
-        for row in rows:
-            if row.key in seen:
-                raise UserError(f"--evidence-set {name}: {row.key} is measured twice")
-            seen.add(row.key)
+        pinned = [pinned_settings(path) for path in paths]
+        _same_protocol(name, paths, pinned)
+        rows, measured_in = [], {}
+        for path in paths:
+            for row in single_source_rows(read_results(path), path):
+                if row.key in measured_in:
+                    source, target, seed = row.key
+                    raise UserError(
+                        f"--evidence-set {name}: {source} → {target}, seed {seed}, is measured "
+                        f"in both {measured_in[row.key]} and {path}"
+                    )
+                measured_in[row.key] = path
+                rows.append(row)
         found.append(EvidenceSetFile(name, rows, pinned[0]))
     return found
 
 
-def _pinned(path: Path) -> dict:
-    """The settings the sweep that wrote ``path`` pinned (its ``.sweep.json``), or none."""
-    import json
+def _set_paths(joined: str) -> list[str]:
+    """A set's CSVs: ``joined`` itself where it is a file (a name may hold ``+``), else its
+    ``+``-separated parts; an empty part makes the list empty (the caller refuses it)."""
+    if not joined or Path(joined).is_file():
+        return [joined] if joined else []
+    parts = joined.split("+")
+    return parts if all(parts) else []
 
-    pinned = path.with_suffix(".sweep.json")
-    return json.loads(pinned.read_text()) if pinned.is_file() else {}
+
+def _same_protocol(name: str, paths: list[str], pinned: list[dict]) -> None:
+    """Refuse CSVs of different protocols or transfer models in one set, as the service does
+    (the protocol is the pinned settings but the encoder, which names the transfer model)."""
+    from itertools import pairwise
+
+    from workers.selection.evidence import same_transfer_model
+
+    protocols = [{k: v for k, v in p.items() if k != "encoder"} for p in pinned]
+    if any(p != protocols[0] for p in protocols[1:]):
+        raise UserError(
+            f"--evidence-set {name}: {' and '.join(paths)} pin different protocols (their "
+            ".sweep.json); sets of different protocols are never merged"
+        )
+    encoders = [p.get("encoder") for p in pinned]
+    if any(a and b and not same_transfer_model(a, b) for a, b in pairwise(encoders)):
+        raise UserError(
+            f"--evidence-set {name}: {' and '.join(paths)} fine-tuned different transfer models "
+            f"({', '.join(str(e) for e in encoders)}): rank each model with its own"
+        )
 
 
 def _evidence_section(
@@ -422,7 +445,8 @@ def _evidence_section(
         if a.name != b.name and "learned" in methods
     }
     folders = roots or [str(settings.tasks_root)]
-    library = [d.name for root in folders for d in iter_task_dirs(Path(root))]
+    # Overlapping roots list a folder twice: count it once
+    library = list(dict.fromkeys(d.name for root in folders for d in iter_task_dirs(Path(root))))
     return evidence_section(compared, own, crossed, library)
 
 
@@ -437,12 +461,10 @@ def _scored_file(results_csv: Path | None, test: Path | None) -> Path:
 
 def _transfer_model_of(results_csv: Path) -> str | None:
     """The model a sweep fine-tuned (its pinned ``encoder``), normalised; None if unknown."""
-    import json
-
     from workers.selection.evidence import transfer_model_name
+    from workers.selection.results import pinned_settings
 
-    pinned = results_csv.with_suffix(".sweep.json")
-    encoder = json.loads(pinned.read_text()).get("encoder") if pinned.is_file() else None
+    encoder = pinned_settings(results_csv).get("encoder")
     return transfer_model_name(encoder) if encoder else None
 
 
@@ -460,14 +482,13 @@ def _write_report(
     fresh: list[str],
     evidence: str | None = None,
 ) -> None:
-    import json
     import os
     import shlex
 
     from workers.research.report import write_report
+    from workers.selection.results import pinned_settings
 
-    pinned = results_csv.with_suffix(".sweep.json")
-    sweep = json.loads(pinned.read_text()) if pinned.is_file() else None
+    sweep = pinned_settings(results_csv) or None
     # Settings that decide which embeddings are read go in front, so the line reruns as it ran.
     env = [f"{k}={shlex.quote(os.environ[k])}" for k in REPORT_ENV if k in os.environ]
     command = " ".join([*env, "taskrec evaluate", *(shlex.quote(a) for a in argv)])

@@ -39,6 +39,7 @@ from service.jobs.service import queue_job
 from service.models import EvidenceOrigin, EvidenceSet, JobKind, JobPriority, Owner, Task
 from service.settings import Settings
 from workers.selection.evidence import same_transfer_model, transfer_model_name
+from workers.selection.results import TransferRow
 
 MIN_PROBES, MIN_PROBE_TYPES = 4, 3
 
@@ -97,10 +98,10 @@ def start(
     )
 
 
-def coverage(session: Session, transfer_model: str, names: Sequence[str] = ()) -> Coverage:
+def coverage(session: Session, transfer_model: str, set_names: Sequence[str] = ()) -> Coverage:
     """Library tasks measured as a source in the transfer model's default evidence sets, or in
-    the sets ``names`` (all of the model, one protocol: ``evidence.choose``'s rules)."""
-    chosen = evidence.choose(session, transfer_model, list(names))
+    the sets ``set_names`` (all of the model, one protocol: ``evidence.choose``'s rules)."""
+    chosen = evidence.choose(session, transfer_model, list(set_names))
     donors = _donors(session, chosen.sets)
     names = sorted(t.name for t in _library(session).values())
     return Coverage(
@@ -278,7 +279,7 @@ def write_set(
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _rows_hash(rows: list) -> str:
+def _rows_hash(rows: Sequence[TransferRow]) -> str:
     """The rows' content, for the evidence stamp (cache keys): a rerun that changes a score
     under the same (source, target, seed) changes it, so no fit of the old scores answers."""
     content = sorted(((r.key, r.score, r.baseline, r.gain, r.metric) for r in rows), key=repr)

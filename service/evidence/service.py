@@ -35,6 +35,7 @@ from workers.selection.evidence import (
     summarise,
     transfer_model_name,
 )
+from workers.selection.results import pinned_settings
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ def sync_shipped(session: Session, settings: Settings) -> list[str]:
         was_default = existing.is_default if existing is not None else False
         if existing is not None:
             repository.delete_set(session, existing)
-        pinned = _pinned(path)
+        pinned = pinned_settings(path)
         request = ImportRequest(
             name=name,
             transfer_model=str(pinned.pop("encoder", None) or settings.default_transfer_model),
@@ -318,9 +319,3 @@ def sync_shipped_logged(context) -> None:
         return
     if imported:
         log.info("imported shipped evidence set(s): %s", ", ".join(imported))
-
-
-def _pinned(results_csv: Path) -> dict[str, Any]:
-    """The settings a sweep pinned beside its CSV (workers.sweep: ``<csv>.sweep.json``)."""
-    pinned = results_csv.with_suffix(".sweep.json")
-    return json.loads(pinned.read_text()) if pinned.is_file() else {}

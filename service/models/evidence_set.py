@@ -31,6 +31,7 @@ class EvidenceSet(CreatedAt, Base):
     note: Mapped[str | None] = mapped_column(String(2000))  # where it came from, in words
     # Ranks this transfer model's requests when none names a set (all defaults share a protocol)
     is_default: Mapped[bool] = mapped_column(default=False)
-    file_hash: Mapped[str] = mapped_column(String(64))  # of the imported bytes
+    # Of the imported bytes (a calibration's: of its rows); part of the evidence stamp
+    file_hash: Mapped[str] = mapped_column(String(64))
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)  # rows, targets, sources, ...
     created_by: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="SET NULL"))

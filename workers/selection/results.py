@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import statistics
@@ -216,3 +217,10 @@ def repair_tail(path: Path) -> None:
         path.write_text(text[: text.rfind("\n") + 1], encoding="utf-8")
     elif text and not text.endswith("\n"):
         path.write_text(text + "\n", encoding="utf-8")
+
+
+def pinned_settings(results_csv: str | Path) -> dict:
+    """The settings the sweep that wrote ``results_csv`` pinned beside it (its ``.sweep.json``,
+    ``workers.sweep``), or ``{}`` for a file no sweep pinned."""
+    pinned = Path(results_csv).with_suffix(".sweep.json")
+    return json.loads(pinned.read_text()) if pinned.is_file() else {}

@@ -190,10 +190,13 @@ def test_an_imported_matrix_ranks_an_owners_task_for_its_model(
     refused = _run("evidence", "import", str(bad), "--transfer-model", "x", "--name", "bad", *admin)
     assert refused.exit_code == 2
     assert "bad.csv:3: source: 'zeta' is not a library task (HTTP 422)" in refused.output
-    covered = _run(
-        "evidence", "coverage", "--transfer-model", "roberta-base",
-        "--evidence-set", "lab-roberta", "--json", *alice,
-    )  # fmt: skip
+    covered = _run("evidence", "coverage", "--transfer-model", "roberta-base", "--json", *alice)
+    named = ("evidence", "coverage", "--transfer-model", "roberta-base", "--evidence-set")
+    assert json.loads(_run(*named, "lab-roberta", "--json", *alice).stdout) == json.loads(
+        covered.stdout
+    )
+    unknown = _run(*named, "nope", *alice)
+    assert unknown.exit_code == 2 and "no evidence set named 'nope'" in unknown.output
     assert json.loads(covered.stdout) | {"missing": []} == {
         "transfer_model": "roberta-base",
         "sets": ["lab-roberta"],

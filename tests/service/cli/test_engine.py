@@ -56,7 +56,7 @@ def test_similar_json_ranks_library_and_never_the_target(env):
     default = _run(*args)
     data = json.loads(default.stdout)
     assert data["method"] == "sized" and data["ranking"] == sized
-    assert "too little measured transfer" in data["note"] and "ranked by sized" in data["note"]
+    assert "no ranker file at" in data["note"] and "ranked by sized" in data["note"]
     assert "ranked by sized" in default.stderr
     table = _run("similar", "toy_sentiment", "--library", str(env))
     assert "sized has no measured record here" in table.stdout

@@ -264,12 +264,14 @@ def test_the_results_page_compares_evidence_sets(env, tmp_path, monkeypatch) -> 
     rest = tmp_path / "rest.csv"  # the rows partial left out: partial+rest is the big set again
     header, *lines = results.read_text().splitlines()
     rest.write_text("\n".join([header, *(x for x in lines if x.startswith("toy_qa,"))]) + "\n")
+    plus = tmp_path / "a+b.csv"  # one file whose name holds the separator
+    plus.write_text(partial.read_text())
     page = tmp_path / "docs" / "results.md"
     result = _run(
         "evaluate", str(results), "--library", str(env),
         "--methods", "random,datasize,semb,learned,oracle", "--report", str(page),
         "--evidence-set", f"big={results}", "--evidence-set", f"small={partial}",
-        "--evidence-set", f"joined={partial}+{rest}",
+        "--evidence-set", f"joined={partial}+{rest}", "--evidence-set", f"plus={plus}",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     text = page.read_text()
@@ -278,6 +280,7 @@ def test_the_results_page_compares_evidence_sets(env, tmp_path, monkeypatch) -> 
     first = {}  # each set's row of the first table: what it measured
     for line in section.splitlines():
         first.setdefault(line.split("|")[1].strip() if "|" in line else "", line.split("|")[5:])
+    assert first["plus"] == first["small"]
     assert first["joined"] == first["big"]  # as one file: the same targets, sources, seeds
     assert "| learned |" in section and "| fitted on \\ scored on | big | small |" in section
     assert "**Calibration coverage:** 5 of 5 library tasks have a donor record" in section
@@ -291,7 +294,16 @@ def test_the_results_page_compares_evidence_sets(env, tmp_path, monkeypatch) -> 
     assert mixed.exit_code == 2 and "different protocols" in mixed.output
     twice = runner.invoke(app, ["evaluate", str(results), *report,
                                 "--evidence-set", f"twice={partial}+{partial}"])  # fmt: skip
-    assert twice.exit_code == 2 and "measured twice" in twice.output
+    assert twice.exit_code == 2 and "is measured in both" in twice.output
+    other = tmp_path / "other.csv"  # the same protocol, another model fine-tuned
+    other.write_text(rest.read_text())
+    (tmp_path / "other.sweep.json").write_text('{"encoder": "roberta-base", "source_n": 1000}')
+    models = runner.invoke(app, ["evaluate", str(results), *report,
+                                 "--evidence-set", f"models={results}+{other}"])  # fmt: skip
+    assert models.exit_code == 2 and "different transfer models" in models.output
+    empty = runner.invoke(app, ["evaluate", str(results), *report,
+                                "--evidence-set", f"empty={partial}+"])  # fmt: skip
+    assert empty.exit_code == 2 and "NAME=A.csv+B.csv" in empty.output
 
 
 def test_importing_the_commands_does_not_import_torch() -> None:

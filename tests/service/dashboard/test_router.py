@@ -296,3 +296,4 @@ def test_the_library_page_counts_donor_records_per_protocol(
     page = client.get("/dashboard/library").text
     assert "2 of 5 library tasks have been measured as a source" in page  # the default: small
     assert "<td>small</td><td>2 of 5</td>" in page and "<td>big</td><td>5 of 5</td>" in page
+    assert page.index("<td>small</td>") < page.index("<td>big</td>")  # the defaults first

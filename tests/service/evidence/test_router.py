@@ -136,6 +136,13 @@ def test_defaults_keep_one_protocol_per_model(client, keys, named_library):
         s["name"]: s["default"] for s in client.get("/v1/evidence", headers=keys.admin).json()
     }
     assert defaults == {"a1": True, "a2": False, "b1": False}
+    # Coverage counts named sets only where a request could rank with them together
+    both = {"transfer_model": "roberta-base", "evidence_set": ["a1", "b1"]}
+    mixed = client.get("/v1/evidence/coverage", params=both, headers=keys.alice)
+    assert mixed.status_code == 422 and "differ in protocol" in mixed.json()["message"]
+    one = both | {"evidence_set": ["a1", "a2"]}
+    counted = client.get("/v1/evidence/coverage", params=one, headers=keys.alice).json()
+    assert counted["sets"] == ["a1", "a2"] and counted["with_record"] == 3
 
 
 def test_shipped_sweeps_import_once_and_again_when_changed(
