@@ -16,9 +16,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-OUT=results/matrix-10k.csv
+# run-matrix-10k-more.sh names another file and targets (same protocol and sources)
+OUT=${MATRIX_10K_OUT:-results/matrix-10k.csv}
 CHECKPOINTS=${TASKREC_SWEEP_CHECKPOINTS:-/var/tmp/taskrec/checkpoints}
-TARGETS=rte,mrpc,cb,tweet_eval_emotion,tweet_eval_irony,wic,sick_relatedness,copa,quartz,wnut17_ner
+TARGETS=${MATRIX_10K_TARGETS:-rte,mrpc,cb,tweet_eval_emotion,tweet_eval_irony,wic,sick_relatedness,copa,quartz,wnut17_ner}
 # Cheap sources first, so a partial matrix already spans the task types; QA and multiple choice,
 # the dear ones, last.
 SOURCES_A=snli,conll2003_ner,stsb,sst2,ud_ewt_upos,qnli,social_i_qa,squad,commonsense_qa,squad_v2

@@ -287,23 +287,19 @@ def test_the_results_page_compares_evidence_sets(env, tmp_path, monkeypatch) -> 
     assert "--evidence-set=small=" in text  # the page reruns as it ran
     alone = runner.invoke(app, ["evaluate", str(results), "--evidence-set", f"big={results}"])
     assert alone.exit_code == 2 and "--report" in alone.output
-    # Two protocols are never one set, and a pair measured twice is refused
-    report = ("--report", str(page), "--library", str(env))
-    mixed = runner.invoke(app, ["evaluate", str(results), *report,
-                                "--evidence-set", f"mixed={results}+{rest}"])  # fmt: skip
-    assert mixed.exit_code == 2 and "different protocols" in mixed.output
-    twice = runner.invoke(app, ["evaluate", str(results), *report,
-                                "--evidence-set", f"twice={partial}+{partial}"])  # fmt: skip
-    assert twice.exit_code == 2 and "is measured in both" in twice.output
+    # Two protocols or models are never one set; a pair measured twice, an empty part refused
     other = tmp_path / "other.csv"  # the same protocol, another model fine-tuned
     other.write_text(rest.read_text())
     (tmp_path / "other.sweep.json").write_text('{"encoder": "roberta-base", "source_n": 1000}')
-    models = runner.invoke(app, ["evaluate", str(results), *report,
-                                 "--evidence-set", f"models={results}+{other}"])  # fmt: skip
-    assert models.exit_code == 2 and "different transfer models" in models.output
-    empty = runner.invoke(app, ["evaluate", str(results), *report,
-                                "--evidence-set", f"empty={partial}+"])  # fmt: skip
-    assert empty.exit_code == 2 and "NAME=A.csv+B.csv" in empty.output
+    for joined, said in (
+        (f"{results}+{rest}", "different protocols"),
+        (f"{partial}+{partial}", "is measured in both"),
+        (f"{results}+{other}", "different transfer models"),
+        (f"{partial}+", "NAME=A.csv+B.csv"),
+    ):
+        args = ["evaluate", str(results), "--report", str(page), "--library", str(env)]
+        refused = runner.invoke(app, [*args, "--evidence-set", f"bad={joined}"])
+        assert refused.exit_code == 2 and said in refused.output, (joined, refused.output)
 
 
 def test_importing_the_commands_does_not_import_torch() -> None:
