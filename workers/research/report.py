@@ -178,6 +178,7 @@ def evidence_section(
                 for test in own
             ]
             lines.append(f"| {train} | " + " | ".join(cells) + " |")
+        lines += ["", _best_fits_line(own, crossed)]
     donors = {r.source for item in sets for r in item.rows}
     covered = [t for t in library_tasks if t in donors]
     missing = sorted(set(library_tasks) - donors)
@@ -188,6 +189,30 @@ def evidence_section(
         + (f"; without one: {', '.join(missing)}." if missing else "."),
     ]
     return "\n".join(lines)
+
+
+def _best_fits_line(own: dict[str, Evaluation], crossed: dict[tuple[str, str], Evaluation]) -> str:
+    """For each set's targets, the set whose fitted ranker ranks them best (lowest Regret@3,
+    then ρ): the evidence a deployment should rank that protocol's targets with, which need
+    not be the targets' own set."""
+    parts = []
+    for test in own:
+        scored = {
+            train: _all_scope(own[test] if train == test else crossed[(train, test)], "learned")
+            for train in own
+            if train == test or (train, test) in crossed
+        }
+        scored = {t: s for t, s in scored.items() if not math.isnan(s[1])}
+        if not scored:
+            continue
+        best = min(scored, key=lambda t: (scored[t][1], scored[t][0]))
+        rho, regret = scored[best]
+        parts.append(f"{test}'s targets by **{best}** (ρ {rho:.2f}, Regret@3 {regret:.2f}%)")
+    return (
+        "Ranked best (lowest Regret@3, then ρ): " + "; ".join(parts) + "."
+        if parts
+        else "(No learned ranker was scored on these sets.)"
+    )
 
 
 def _evidence_free_line(own: dict[str, Evaluation], methods: list[str]) -> str:

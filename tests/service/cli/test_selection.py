@@ -283,6 +283,8 @@ def test_the_results_page_compares_evidence_sets(env, tmp_path, monkeypatch) -> 
     assert first["plus"] == first["small"]
     assert first["joined"] == first["big"]  # as one file: the same targets, sources, seeds
     assert "| learned |" in section and "| fitted on \\ scored on | big | small |" in section
+    best = section.split("Ranked best (lowest Regret@3, then ρ): ")[1].split("\n")[0]
+    assert all(f"{name}'s targets by **" in best for name in ("big", "small", "joined", "plus"))
     assert "**Calibration coverage:** 5 of 5 library tasks have a donor record" in section
     assert "--evidence-set=small=" in text  # the page reruns as it ran
     alone = runner.invoke(app, ["evaluate", str(results), "--evidence-set", f"big={results}"])
